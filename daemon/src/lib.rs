@@ -1,1 +1,15 @@
-//! placeholder
+//! quorderd, the replicated order-processing daemon.
+//!
+//! The deterministic core (`raft`, `store`, `txn`, `shard`) is sans-IO; the glommio shell
+//! (`runtime`, `ingress`, `wal`, `snapshot`) performs the IO. See DESIGN.md for the map.
+#![deny(missing_docs)]
+
+// rkyv's archived twins carry no docs of their own; the originals do.
+#[allow(missing_docs)]
+pub mod entry;
+pub mod limits;
+pub mod raft;
+pub mod shard;
+#[allow(missing_docs)]
+pub mod store;
+pub mod txn;
