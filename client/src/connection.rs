@@ -330,7 +330,7 @@ impl Connection {
             .map(CloseCause::describe)
     }
 
-    fn wait<T>(
+    pub(crate) fn wait<T>(
         &self,
         request_id: u64,
         receiver: &mpsc::Receiver<Result<T, ClientError>>,
@@ -519,3 +519,6 @@ fn batch_result(
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests;

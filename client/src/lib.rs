@@ -11,9 +11,15 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod client;
 pub mod connection;
 pub mod error;
+pub mod json;
 pub mod limits;
+mod random;
+pub mod testing;
 
+pub use client::{Client, ClientOptions, PingReply};
 pub use connection::Connection;
 pub use error::ClientError;
+pub use quorder_proto;
