@@ -1,0 +1,187 @@
+//! Node configuration: a TOML file and command-line flags; flags override the file.
+//!
+//! The embedded default (no file, no flags) is one node serving clients on
+//! 127.0.0.1:7400 with its data in `./quorder-data`, 8 shards over all cores.
+
+use crate::limits::SHARDS_MAX;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Default client listener.
+pub const DEFAULT_CLIENT_ADDR: &str = "127.0.0.1:7400";
+/// Default data directory.
+pub const DEFAULT_DATA_DIR: &str = "quorder-data";
+/// Default shard count.
+pub const DEFAULT_SHARDS: u32 = 8;
+
+/// A configuration mistake, naming the key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has an unknown key or a value of the wrong type.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message (names the key).
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("invalid value for `{key}`: {reason}")]
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Keys of the TOML file; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Client listener address.
+    pub client_addr: Option<String>,
+    /// Number of cores (executors) to use.
+    pub cores: Option<u32>,
+    /// Number of shards (fixed when the data directory is created).
+    pub shards: Option<u32>,
+}
+
+/// Values given on the command line; each overrides the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--client-addr`.
+    pub client_addr: Option<String>,
+    /// `--cores`.
+    pub cores: Option<u32>,
+    /// `--shards`.
+    pub shards: Option<u32>,
+}
+
+/// The validated configuration of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Client listener address.
+    pub client_addr: SocketAddr,
+    /// Number of executors, each pinned to one core.
+    pub cores: u32,
+    /// Number of shards.
+    pub shards: u32,
+}
+
+impl FileConfig {
+    /// Parses TOML text (`path` is for messages only).
+    pub fn parse(text: &str, path: &Path) -> Result<FileConfig, ConfigError> {
+        toml::from_str(text).map_err(|error: toml::de::Error| {
+            // The parser's message may not name the key; the offending line does.
+            let line = error.span().map(|span| {
+                let start = text[..span.start].rfind('\n').map_or(0, |at| at + 1);
+                let number = text[..span.start].matches('\n').count() + 1;
+                let end = text[start..].find('\n').map_or(text.len(), |at| start + at);
+                format!("line {number} `{}`: ", text[start..end].trim())
+            });
+            ConfigError::Parse {
+                path: path.to_path_buf(),
+                message: format!("{}{}", line.unwrap_or_default(), error.message()),
+            }
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        FileConfig::parse(&text, path)
+    }
+}
+
+impl Config {
+    /// Merges file and flags over the defaults and validates. `available_cores` is the
+    /// number of cores this process may run on.
+    pub fn resolve(
+        file: FileConfig,
+        flags: Overrides,
+        available_cores: u32,
+    ) -> Result<Config, ConfigError> {
+        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        if data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        let client_addr_text = flags
+            .client_addr
+            .or(file.client_addr)
+            .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string());
+        let client_addr: SocketAddr = client_addr_text.parse().map_err(|_| {
+            invalid("client_addr", format!("`{client_addr_text}` is not an IP:PORT address"))
+        })?;
+        let cores = flags.cores.or(file.cores).unwrap_or(available_cores);
+        if cores == 0 || cores > available_cores {
+            return Err(invalid(
+                "cores",
+                format!("must be in 1..={available_cores} (cores available here), got {cores}"),
+            ));
+        }
+        let shards = flags.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS);
+        if shards == 0 || shards > SHARDS_MAX {
+            return Err(invalid("shards", format!("must be in 1..={SHARDS_MAX}, got {shards}")));
+        }
+        Ok(Config { data_dir, client_addr, cores, shards })
+    }
+}
+
+fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key, reason: reason.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(text: &str, flags: Overrides) -> Result<Config, ConfigError> {
+        Config::resolve(FileConfig::parse(text, Path::new("test.toml"))?, flags, 2)
+    }
+
+    #[test]
+    fn defaults_are_the_embedded_single_node() {
+        let config = resolve("", Overrides::default()).expect("valid");
+        assert_eq!(config.client_addr.to_string(), DEFAULT_CLIENT_ADDR);
+        assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!((config.cores, config.shards), (2, DEFAULT_SHARDS));
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let flags = Overrides { shards: Some(4), ..Overrides::default() };
+        let config = resolve("shards = 16\ncores = 1\n", flags).expect("valid");
+        assert_eq!((config.cores, config.shards), (1, 4));
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let unknown = resolve("shard = 3\n", Overrides::default()).expect_err("unknown key");
+        assert!(unknown.to_string().contains("shard"), "{unknown}");
+        let wrong_type = resolve("cores = \"two\"\n", Overrides::default()).expect_err("type");
+        assert!(wrong_type.to_string().contains("cores = \"two\""), "{wrong_type}");
+        let range = resolve("cores = 3\n", Overrides::default()).expect_err("range");
+        assert!(range.to_string().contains("`cores`"), "{range}");
+        let address = resolve("client_addr = \"nowhere\"\n", Overrides::default()).expect_err("addr");
+        assert!(address.to_string().contains("`client_addr`"), "{address}");
+        let zero = resolve("shards = 0\n", Overrides::default()).expect_err("zero");
+        assert!(zero.to_string().contains("`shards`"), "{zero}");
+    }
+}

@@ -1,0 +1,271 @@
+//! The node's runtime: one pinned glommio executor per core, the bounded channel mesh
+//! between them, recovery, the client listeners, and an orderly stop.
+//!
+//! glommio stays behind this module (and `wal`, `snapshot`, `ingress`) so that it can be
+//! swapped without touching the deterministic core.
+
+pub mod core;
+pub mod message;
+
+use self::core::Core;
+use crate::config::Config;
+use crate::entry::EntryKind;
+use crate::ingress::serve_connection;
+use crate::limits::{
+    CORE_CHANNEL_MESSAGES_MAX, CORE_CONNECTIONS_MAX, CORE_TICK_INTERVAL_MS,
+    SHUTDOWN_DRAIN_MS, SNAPSHOT_INTERVAL_ENTRIES, TXN_RESEND_INTERVAL_MS, WAL_BUFFER_BYTES_MAX,
+    WAL_SEGMENT_BYTES,
+};
+use crate::raft::EntryId;
+use crate::shard::Shard;
+use crate::snapshot;
+use crate::store::Store;
+use crate::wal::{Wal, WalOptions};
+use glommio::channels::channel_mesh::{Full, MeshBuilder, Receivers};
+use glommio::net::TcpListener;
+use glommio::{LocalExecutorBuilder, Placement};
+use message::CoreMessage;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Set when the node must stop (signal, or a core failed to start).
+pub static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Shared between the cores of a node for start-up and stop.
+#[derive(Debug, Default)]
+struct NodeBarrier {
+    recovered: AtomicUsize,
+    listening: AtomicUsize,
+    drained: AtomicUsize,
+    failed: AtomicBool,
+}
+
+/// Why the node stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// An executor could not be started.
+    #[error("cannot start the executor of core {core}: {reason}")]
+    Executor {
+        /// The core.
+        core: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A core failed (recovery, listener...).
+    #[error("core {core}: {reason}")]
+    Core {
+        /// The core.
+        core: u32,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Runs a node until `STOPPING` is set and every core has drained. `cpus` are the CPU
+/// ids to pin the executors to (one per core).
+pub fn run(config: &Config, cpus: &[usize]) -> Result<(), RunError> {
+    assert_eq!(cpus.len(), config.cores as usize);
+    let mesh = MeshBuilder::<CoreMessage, Full>::full(config.cores as usize, CORE_CHANNEL_MESSAGES_MAX);
+    let barrier = Arc::new(NodeBarrier::default());
+    let mut handles = Vec::new();
+    for (core, cpu) in cpus.iter().enumerate() {
+        let core = core as u32;
+        let (config, mesh, barrier) = (config.clone(), mesh.clone(), Arc::clone(&barrier));
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(*cpu))
+            .name(&format!("quorder-core{core}"))
+            .spawn(move || async move {
+                let result = run_core(core, &config, mesh, &barrier).await;
+                if result.is_err() {
+                    barrier.failed.store(true, Ordering::SeqCst);
+                    STOPPING.store(true, Ordering::SeqCst);
+                }
+                result
+            })
+            .map_err(|error| RunError::Executor { core, reason: error.to_string() })?;
+        handles.push((core, handle));
+    }
+    let mut first_error = None;
+    for (core, handle) in handles {
+        let outcome = handle.join().map_err(|error| RunError::Executor { core, reason: error.to_string() });
+        let outcome = outcome.and_then(|result| result.map_err(|reason| RunError::Core { core, reason }));
+        if let Err(error) = outcome {
+            first_error.get_or_insert(error);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+async fn run_core(
+    id: u32,
+    config: &Config,
+    mesh: MeshBuilder<CoreMessage, Full>,
+    barrier: &NodeBarrier,
+) -> Result<(), String> {
+    let (senders, receivers) = mesh.join().await.map_err(|()| "cannot join the core mesh".to_string())?;
+    let started = Instant::now();
+    let (shards, wal) = recover(id, config).await?;
+    let entries: usize = shards.values().map(|shard| shard.store().applied_index() as usize).sum();
+    tracing::info!(core = id, shards = shards.len(), entries, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
+    let (core, bell) = Core::new(id, config.cores, config.shards, config.data_dir.clone(), shards, wal, senders);
+    glommio::spawn_local(Rc::clone(&core).run_flusher(bell)).detach();
+    spawn_mesh_receivers(&core, receivers);
+    glommio::spawn_local(run_ticker(Rc::clone(&core))).detach();
+    barrier.recovered.fetch_add(1, Ordering::SeqCst);
+    wait_for(|| barrier.recovered.load(Ordering::SeqCst) == config.cores as usize, None).await;
+    if barrier.failed.load(Ordering::SeqCst) {
+        return Ok(()); // another core reports the failure
+    }
+    let listener = TcpListener::bind(config.client_addr)
+        .map_err(|error| format!("cannot listen for clients on {}: {error}", config.client_addr))?;
+    if barrier.listening.fetch_add(1, Ordering::SeqCst) + 1 == config.cores as usize {
+        tracing::info!(addr = %config.client_addr, cores = config.cores, shards = config.shards, "quorderd ready");
+        println!("quorderd ready: {} shards on {} cores, clients at {}", config.shards, config.cores, config.client_addr);
+    }
+    let connections = accept_until_stopped(&core, listener).await;
+    drain(&core, &connections, barrier, config.cores as usize).await;
+    Ok(())
+}
+
+type Shards = BTreeMap<u32, Shard<message::ReplySink>>;
+
+/// Loads each shard's snapshot, then replays this core's WAL over it.
+async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
+    let mut stores = BTreeMap::new();
+    let mut lasts = BTreeMap::new();
+    for shard in (0..config.shards).filter(|shard| shard % config.cores == id) {
+        let (store, last) = match snapshot::read_snapshot(&config.data_dir, shard).await.map_err(|error| error.to_string())? {
+            Some(snapshot) => {
+                let store = Store::from_snapshot(shard, &snapshot.body).map_err(|error| error.to_string())?;
+                (store, EntryId { term: snapshot.term, index: snapshot.applied_index })
+            }
+            None => (Store::new(shard, config.shards), EntryId { term: 0, index: 0 }),
+        };
+        stores.insert(shard, store);
+        lasts.insert(shard, last);
+    }
+    let mut replay_error: Option<String> = None;
+    let options = WalOptions { segment_bytes: WAL_SEGMENT_BYTES, buffer_bytes_max: WAL_BUFFER_BYTES_MAX };
+    let wal = Wal::open(&config.data_dir, id, options, |header, payload| {
+        if replay_error.is_some() {
+            return Ok(());
+        }
+        let (Some(store), Some(last)) = (stores.get_mut(&header.shard), lasts.get_mut(&header.shard)) else {
+            replay_error = Some(format!("WAL of core {id} holds a record of shard {}, which this core does not own", header.shard));
+            return Ok(());
+        };
+        if header.index <= store.applied_index() {
+            return Ok(()); // covered by the snapshot
+        }
+        let Some(kind) = EntryKind::from_byte(header.kind) else {
+            replay_error = Some(format!("WAL record {} of shard {} has unknown kind {}", header.index, header.shard, header.kind));
+            return Ok(());
+        };
+        if header.index != last.index + 1 || header.term < last.term {
+            replay_error = Some(format!("WAL of shard {} jumps from entry {} (term {}) to entry {} (term {})", header.shard, last.index, last.term, header.index, header.term));
+            return Ok(());
+        }
+        store.apply(header.term, header.index, header.timestamp_ms, kind, payload);
+        *last = EntryId { term: header.term, index: header.index };
+        Ok(())
+    })
+    .await
+    .map_err(|error| error.to_string())?;
+    if let Some(error) = replay_error {
+        return Err(error);
+    }
+    let shards = stores
+        .into_iter()
+        .map(|(shard, store)| {
+            let last = lasts.get(&shard).copied().unwrap_or(EntryId { term: 0, index: 0 });
+            (shard, Shard::new(store, last, TXN_RESEND_INTERVAL_MS))
+        })
+        .collect();
+    Ok((shards, wal))
+}
+
+fn spawn_mesh_receivers(core: &Rc<Core>, mut receivers: Receivers<CoreMessage>) {
+    for (_peer, receiver) in receivers.streams() {
+        let core = Rc::clone(core);
+        glommio::spawn_local(async move {
+            while let Some(message) = receiver.recv().await {
+                core.on_message(message);
+            }
+        })
+        .detach();
+    }
+}
+
+async fn run_ticker(core: Rc<Core>) {
+    loop {
+        glommio::timer::sleep(Duration::from_millis(CORE_TICK_INTERVAL_MS)).await;
+        core.tick();
+        core.snapshot_if_due(SNAPSHOT_INTERVAL_ENTRIES).await;
+    }
+}
+
+type Connections = Rc<RefCell<HashMap<u64, RawFd>>>;
+
+async fn accept_until_stopped(core: &Rc<Core>, listener: TcpListener) -> Connections {
+    let connections: Connections = Rc::new(RefCell::new(HashMap::new()));
+    let mut next_connection = 0u64;
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            wait_for(|| STOPPING.load(Ordering::SeqCst), None).await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => break,
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        if connections.borrow().len() >= CORE_CONNECTIONS_MAX {
+            tracing::warn!(core = core.id, "connection limit reached; closing a new connection");
+            continue;
+        }
+        next_connection += 1;
+        let key = next_connection;
+        connections.borrow_mut().insert(key, stream.as_raw_fd());
+        let (core, connections) = (Rc::clone(core), Rc::clone(&connections));
+        glommio::spawn_local(async move {
+            serve_connection(core, stream).await;
+            connections.borrow_mut().remove(&key);
+        })
+        .detach();
+    }
+    connections
+}
+
+/// Stops reading new requests, lets in-flight ones finish and be synced, and waits for
+/// the other cores to do the same (they may still need this core's shards).
+async fn drain(core: &Rc<Core>, connections: &Connections, barrier: &NodeBarrier, cores: usize) {
+    for fd in connections.borrow().values() {
+        // SAFETY: the fd belongs to a live connection (removed from the map when its task
+        // ends, before the stream is dropped); shutting down reading only makes the
+        // connection's reader see end of stream, its writer still sends the answers due.
+        unsafe { libc::shutdown(*fd, libc::SHUT_RD) };
+    }
+    let deadline = Some(Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS));
+    wait_for(|| connections.borrow().is_empty(), deadline).await;
+    wait_for(|| core.unapplied() == 0 && !core.has_unsynced(), deadline).await;
+    barrier.drained.fetch_add(1, Ordering::SeqCst);
+    wait_for(|| barrier.drained.load(Ordering::SeqCst) == cores, deadline).await;
+    wait_for(|| core.unapplied() == 0 && !core.has_unsynced(), deadline).await;
+    tracing::info!(core = core.id, "drained");
+}
+
+/// Polls `condition` every few milliseconds until it holds or `deadline` passes.
+async fn wait_for(condition: impl Fn() -> bool, deadline: Option<Instant>) {
+    while !condition() && deadline.is_none_or(|deadline| Instant::now() < deadline) {
+        glommio::timer::sleep(Duration::from_millis(5)).await;
+    }
+}
