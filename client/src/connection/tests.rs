@@ -342,3 +342,34 @@ fn connecting_to_a_closed_port_is_an_io_error() {
         other => panic!("expected connection refused, got {other:?}"),
     }
 }
+
+#[test]
+fn connections_are_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Connection>();
+}
+
+#[test]
+fn a_callback_may_submit_on_its_own_connection() {
+    let node = FakeNode::start_store(4).expect("node");
+    let connection = Arc::new(Connection::connect(node.address(), WAIT).expect("connect"));
+    let (sender, receiver) = mpsc::channel();
+    let chained = Arc::clone(&connection);
+    connection
+        .submit(&ping(1), move |first| {
+            assert!(first.is_ok());
+            chained
+                .submit(&ping(2), move |second| {
+                    let _ = sender.send(second);
+                })
+                .expect("submit from the reader thread");
+        })
+        .expect("submit");
+    let second = receiver
+        .recv_timeout(WAIT)
+        .expect("the chained request completes");
+    assert!(
+        matches!(second, Ok(Reply::Pong { nonce: 2, .. })),
+        "{second:?}"
+    );
+}
