@@ -35,8 +35,12 @@ pub struct Counts {
 }
 
 impl Counts {
-    /// Counts `orders` orders with `outcome`.
+    /// Counts `orders` orders with `outcome`. Zero orders leave no trace (no error kind
+    /// with a count of 0 in the report).
     pub fn add(&mut self, outcome: Outcome, orders: u64) {
+        if orders == 0 {
+            return;
+        }
         match outcome {
             Outcome::Acknowledged { status, .. } => {
                 if outcome.is_committed() {
@@ -153,6 +157,8 @@ mod tests {
         assert_eq!(tally.counts.queued, 1);
         assert_eq!(tally.counts.rejected, 1);
         assert_eq!(tally.counts.errors.get("overloaded"), Some(&1));
+        tally.counts.add(Outcome::Failed { kind: "timeout" }, 0);
+        assert!(!tally.counts.errors.contains_key("timeout"));
         // The failure's 9 s are not a latency.
         assert_eq!(tally.latency.len(), 3);
         assert!(tally.latency.max() < 1000);
