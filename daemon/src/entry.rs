@@ -5,6 +5,7 @@
 //! front door's buffer becomes the WAL record and, in M2, the replication payload). For
 //! `Command` entries the payload is an archived [`Command`] made by the shard itself.
 
+use crate::store::TxnPhase;
 use crate::txn::message::{LinePrice, ParticipantRequest};
 use quorder_proto::RejectReason;
 use rkyv::rancor;
@@ -70,6 +71,9 @@ pub enum Command {
     Complete {
         /// The order.
         order_id: u128,
+        /// The phase whose acknowledgements are all in; a completion proposed for an
+        /// earlier phase (say, committing, before a cancel moved it to releasing) is void.
+        phase: TxnPhase,
     },
 }
 

@@ -14,7 +14,8 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use quorder_proto::codec::{
-    access_batch, access_operation, encode_batch_reply, encode_operation, encode_reply, to_operation,
+    access_batch, access_operation, encode_batch_reply, encode_operation, encode_reply,
+    to_operation,
 };
 use quorder_proto::frame::{write_frame, FrameError, FrameKind, Header};
 use quorder_proto::limits::{BATCH_OPERATIONS_MAX, CONNECTION_IN_FLIGHT_MAX, FRAME_HEADER_BYTES};
@@ -31,7 +32,9 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     let (read_half, write_half) = futures_lite::io::split(stream);
     let mut reader = BufReader::with_capacity(CONNECTION_READ_BUFFER_BYTES, read_half);
-    let (frames, frame_receiver) = local_channel::new_bounded::<Vec<u8>>(CONNECTION_IN_FLIGHT_MAX + 1);
+    let (frames, frame_receiver) =
+        local_channel::new_bounded::<Vec<u8>>(CONNECTION_IN_FLIGHT_MAX + 1);
+    let frames = Rc::new(frames);
     let writer = glommio::spawn_local(write_frames(write_half, frame_receiver));
     let permits = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_MAX as u64));
     loop {
@@ -56,7 +59,9 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
             send_frame_error(&frames, header.request_id, &error).await;
             break;
         }
-        let Ok(permit) = permits.acquire_static_permit(1).await else { break };
+        let Ok(permit) = permits.acquire_static_permit(1).await else {
+            break;
+        };
         let task = match header.kind {
             FrameKind::Request => run_request(&core, header.request_id, body),
             FrameKind::BatchRequest => run_batch(&core, header.request_id, body),
@@ -64,7 +69,7 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
         };
         match task {
             Ok(task) => {
-                let frames = frames.clone();
+                let frames = Rc::clone(&frames);
                 glommio::spawn_local(async move {
                     let frame = task.await;
                     drop(permit);
@@ -84,10 +89,17 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
 
 type FrameTask = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>>>>;
 
-fn run_request(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<FrameTask, FrameError> {
+fn run_request(
+    core: &Rc<Core>,
+    request_id: u64,
+    body: AlignedVec,
+) -> Result<FrameTask, FrameError> {
     let operation = access_operation(&body)?;
     if let Err(error) = validate_operation(operation) {
-        return Ok(Box::pin(std::future::ready(reply_frame(request_id, &Reply::Error(error)))));
+        return Ok(Box::pin(std::future::ready(reply_frame(
+            request_id,
+            &Reply::Error(error),
+        ))));
     }
     let core = Rc::clone(core);
     Ok(Box::pin(async move {
@@ -104,7 +116,10 @@ fn run_batch(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<Frame
             field: "operations".to_string(),
             reason: format!("a batch holds 1..={BATCH_OPERATIONS_MAX} operations, got {count}"),
         };
-        return Ok(Box::pin(std::future::ready(reply_frame(request_id, &Reply::Error(error)))));
+        return Ok(Box::pin(std::future::ready(reply_frame(
+            request_id,
+            &Reply::Error(error),
+        ))));
     }
     // Each operation becomes its own entry payload: one re-encoding per batched operation.
     let mut tasks = Vec::with_capacity(count);
@@ -114,7 +129,9 @@ fn run_batch(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<Frame
             .and_then(|()| {
                 let owned = to_operation(operation).map_err(|error| bad_frame_reply(&error))?;
                 encode_operation(&owned).map_err(|error| {
-                    Reply::Error(ErrorReply::Internal { message: error.to_string() })
+                    Reply::Error(ErrorReply::Internal {
+                        message: error.to_string(),
+                    })
                 })
             });
         let core = Rc::clone(core);
@@ -138,7 +155,9 @@ fn run_batch(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<Frame
 }
 
 fn bad_frame_reply(error: &FrameError) -> Reply {
-    Reply::Error(ErrorReply::BadFrame { reason: error.to_string() })
+    Reply::Error(ErrorReply::BadFrame {
+        reason: error.to_string(),
+    })
 }
 
 /// Encodes a reply frame.
@@ -146,7 +165,9 @@ pub fn reply_frame(request_id: u64, reply: &Reply) -> Vec<u8> {
     let body = match encode_reply(reply) {
         Ok(body) => body,
         Err(error) => {
-            let fallback = Reply::Error(ErrorReply::Internal { message: error.to_string() });
+            let fallback = Reply::Error(ErrorReply::Internal {
+                message: error.to_string(),
+            });
             encode_reply(&fallback).unwrap_or_default()
         }
     };
@@ -168,7 +189,9 @@ pub fn frame_error_reply(error: &FrameError) -> Reply {
 
 async fn send_frame_error(frames: &LocalSender<Vec<u8>>, request_id: u64, error: &FrameError) {
     tracing::debug!(%error, "closing a client connection after a framing error");
-    let _ = frames.send(reply_frame(request_id, &frame_error_reply(error))).await;
+    let _ = frames
+        .send(reply_frame(request_id, &frame_error_reply(error)))
+        .await;
 }
 
 async fn write_frames<W: futures_lite::io::AsyncWrite + Unpin>(

@@ -1,1 +1,7 @@
-//! placeholder
+//! quorder's test kit: the deterministic simulator and helpers that start real
+//! `quorderd` processes for cluster, crash and bad-input tests.
+#![deny(missing_docs)]
+
+pub mod process;
+pub mod rng;
+pub mod sim;

@@ -7,7 +7,7 @@
 //! record appended since the last one) → commit → apply → answer.
 
 use super::message::{CoreMessage, ReplySink};
-use crate::entry::{encode_command, Command, EntryKind};
+use crate::entry::{encode_command, EntryKind};
 use crate::limits::{SHARD_UNAPPLIED_ENTRIES_MAX, WAL_BUFFER_BYTES_MAX};
 use crate::shard::{Output, Shard};
 use crate::snapshot;
@@ -27,7 +27,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch (the leader's clock; entries carry it to followers).
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// Shard an operation addresses; `None` for operations any core answers (`Ping`).
@@ -103,8 +105,10 @@ impl Core {
         mesh: Senders<CoreMessage>,
     ) -> (Rc<Core>, LocalReceiver<()>) {
         let (flush_bell, bell_receiver) = local_channel::new_bounded(1);
-        let snapshot_index =
-            shards.iter().map(|(shard, state)| (*shard, state.store().applied_index())).collect();
+        let snapshot_index = shards
+            .iter()
+            .map(|(shard, state)| (*shard, state.store().applied_index()))
+            .collect();
         let core = Core {
             id,
             cores,
@@ -131,7 +135,11 @@ impl Core {
                 Some(shard) => shard,
                 None => return self.answer_anywhere(operation),
             },
-            Err(error) => return Reply::Error(ErrorReply::BadFrame { reason: error.to_string() }),
+            Err(error) => {
+                return Reply::Error(ErrorReply::BadFrame {
+                    reason: error.to_string(),
+                })
+            }
         };
         let (sender, receiver) = futures_channel::oneshot::channel();
         let owner = core_of_shard(shard, self.cores);
@@ -141,22 +149,32 @@ impl Core {
             let token = self.next_token.get();
             self.next_token.set(token + 1);
             self.waiting.borrow_mut().insert(token, sender);
-            let message = CoreMessage::Request { origin_core: self.id, token, shard, payload };
+            let message = CoreMessage::Request {
+                origin_core: self.id,
+                token,
+                shard,
+                payload,
+            };
             if self.mesh.send_to(owner as usize, message).await.is_err() {
                 self.waiting.borrow_mut().remove(&token);
                 return Reply::Error(ErrorReply::Unavailable);
             }
         }
         // A dropped sender means the shard could not answer (shutting down).
-        receiver.await.unwrap_or(Reply::Error(ErrorReply::Unavailable))
+        receiver
+            .await
+            .unwrap_or(Reply::Error(ErrorReply::Unavailable))
     }
 
     fn answer_anywhere(&self, operation: &ArchivedOperation) -> Reply {
         match operation {
-            ArchivedOperation::Ping { nonce } => {
-                Reply::Pong { nonce: nonce.to_native(), shard_count: self.shard_count }
-            }
-            _ => Reply::Error(ErrorReply::Internal { message: "operation has no shard".into() }),
+            ArchivedOperation::Ping { nonce } => Reply::Pong {
+                nonce: nonce.to_native(),
+                shard_count: self.shard_count,
+            },
+            _ => Reply::Error(ErrorReply::Internal {
+                message: "operation has no shard".into(),
+            }),
         }
     }
 
@@ -172,7 +190,9 @@ impl Core {
             match access_operation(&payload) {
                 Ok(operation) if is_read(operation) => Some(state.read(operation)),
                 Ok(_) => None,
-                Err(error) => Some(Reply::Error(ErrorReply::BadFrame { reason: error.to_string() })),
+                Err(error) => Some(Reply::Error(ErrorReply::BadFrame {
+                    reason: error.to_string(),
+                })),
             }
         };
         match read_reply {
@@ -186,7 +206,9 @@ impl Core {
     fn propose(&self, shard: u32, kind: EntryKind, payload: AlignedVec, sink: Option<ReplySink>) {
         let refusal = {
             let mut shards = self.shards.borrow_mut();
-            let state = shards.get_mut(&shard).expect("proposals only reach the owning core");
+            let state = shards
+                .get_mut(&shard)
+                .expect("proposals only reach the owning core");
             let record_bytes = RECORD_HEADER_BYTES + payload.len();
             if state.unapplied_count() >= SHARD_UNAPPLIED_ENTRIES_MAX
                 || self.wal.buffered_bytes() + record_bytes > WAL_BUFFER_BYTES_MAX
@@ -239,7 +261,9 @@ impl Core {
                 match self.wal.sync().await {
                     Ok(report) => {
                         self.probe.wal_syncs.set(self.probe.wal_syncs.get() + 1);
-                        self.probe.wal_records.set(self.probe.wal_records.get() + report.records as u64);
+                        self.probe
+                            .wal_records
+                            .set(self.probe.wal_records.get() + report.records as u64);
                     }
                     Err(error) => {
                         // Nothing is acknowledged until a sync succeeds; keep retrying.
@@ -274,7 +298,10 @@ impl Core {
                     self.route(target, CoreMessage::ToParticipant(request));
                 }
                 Output::ToCoordinator { coordinator, reply } => {
-                    self.route(coordinator, CoreMessage::ToCoordinator { coordinator, reply });
+                    self.route(
+                        coordinator,
+                        CoreMessage::ToCoordinator { coordinator, reply },
+                    );
                 }
                 Output::Propose(command) => {
                     self.propose(shard, EntryKind::Command, encode_command(&command), None)
@@ -316,9 +343,19 @@ impl Core {
     /// Handles a message from another core (or routed locally).
     pub fn on_message(&self, message: CoreMessage) {
         match message {
-            CoreMessage::Request { origin_core, token, shard, payload } => {
-                self.submit(shard, payload, ReplySink::Remote { core: origin_core, token })
-            }
+            CoreMessage::Request {
+                origin_core,
+                token,
+                shard,
+                payload,
+            } => self.submit(
+                shard,
+                payload,
+                ReplySink::Remote {
+                    core: origin_core,
+                    token,
+                },
+            ),
             CoreMessage::Response { token, reply } => {
                 if let Some(sender) = self.waiting.borrow_mut().remove(&token) {
                     drop(sender.send(reply));
@@ -343,7 +380,9 @@ impl Core {
     fn on_participant_reply(&self, coordinator: u32, reply: ParticipantReply) {
         let output = match self.shards.borrow_mut().get_mut(&coordinator) {
             Some(state) => state.on_participant_reply(reply, now_ms()),
-            None => return tracing::error!(coordinator, core = self.id, "participant reply misrouted"),
+            None => {
+                return tracing::error!(coordinator, core = self.id, "participant reply misrouted")
+            }
         };
         self.handle_outputs(coordinator, output.into_iter().collect());
     }
@@ -385,9 +424,17 @@ impl Core {
             }
         }
         if !due.is_empty() {
-            let keep: BTreeMap<u32, u64> =
-                self.snapshot_index.borrow().iter().map(|(shard, index)| (*shard, index + 1)).collect();
-            match self.wal.release(|shard| keep.get(&shard).copied().unwrap_or(1)).await {
+            let keep: BTreeMap<u32, u64> = self
+                .snapshot_index
+                .borrow()
+                .iter()
+                .map(|(shard, index)| (*shard, index + 1))
+                .collect();
+            match self
+                .wal
+                .release(|shard| keep.get(&shard).copied().unwrap_or(1))
+                .await
+            {
                 Ok(released) => tracing::info!(core = self.id, released, "WAL segments released"),
                 Err(error) => tracing::error!(core = self.id, %error, "WAL release failed"),
             }
@@ -398,9 +445,15 @@ impl Core {
     async fn snapshot_shard(&self, shard: u32) -> Result<(), snapshot::SnapshotError> {
         let (body, index, term) = {
             let shards = self.shards.borrow();
-            let Some(state) = shards.get(&shard) else { return Ok(()) };
+            let Some(state) = shards.get(&shard) else {
+                return Ok(());
+            };
             let store = state.store();
-            (store.to_snapshot(), store.applied_index(), store.applied_term())
+            (
+                store.to_snapshot(),
+                store.applied_index(),
+                store.applied_term(),
+            )
         };
         snapshot::write_snapshot(&self.data_dir, shard, index, term, &body).await?;
         self.snapshot_index.borrow_mut().insert(shard, index);
@@ -410,7 +463,11 @@ impl Core {
 
     /// Number of entries proposed and not yet applied, over all shards of this core.
     pub fn unapplied(&self) -> usize {
-        self.shards.borrow().values().map(|state| state.unapplied_count()).sum()
+        self.shards
+            .borrow()
+            .values()
+            .map(|state| state.unapplied_count())
+            .sum()
     }
 
     /// Client answers this core still waits for from other cores.

@@ -12,9 +12,8 @@ use crate::config::Config;
 use crate::entry::EntryKind;
 use crate::ingress::serve_connection;
 use crate::limits::{
-    CORE_CHANNEL_MESSAGES_MAX, CORE_CONNECTIONS_MAX, CORE_TICK_INTERVAL_MS,
-    SHUTDOWN_DRAIN_MS, SNAPSHOT_INTERVAL_ENTRIES, TXN_RESEND_INTERVAL_MS, WAL_BUFFER_BYTES_MAX,
-    WAL_SEGMENT_BYTES,
+    CORE_CHANNEL_MESSAGES_MAX, CORE_CONNECTIONS_MAX, CORE_TICK_INTERVAL_MS, SHUTDOWN_DRAIN_MS,
+    SNAPSHOT_INTERVAL_ENTRIES, TXN_RESEND_INTERVAL_MS, WAL_BUFFER_BYTES_MAX, WAL_SEGMENT_BYTES,
 };
 use crate::raft::EntryId;
 use crate::shard::Shard;
@@ -70,7 +69,8 @@ pub enum RunError {
 /// ids to pin the executors to (one per core).
 pub fn run(config: &Config, cpus: &[usize]) -> Result<(), RunError> {
     assert_eq!(cpus.len(), config.cores as usize);
-    let mesh = MeshBuilder::<CoreMessage, Full>::full(config.cores as usize, CORE_CHANNEL_MESSAGES_MAX);
+    let mesh =
+        MeshBuilder::<CoreMessage, Full>::full(config.cores as usize, CORE_CHANNEL_MESSAGES_MAX);
     let barrier = Arc::new(NodeBarrier::default());
     let mut handles = Vec::new();
     for (core, cpu) in cpus.iter().enumerate() {
@@ -86,13 +86,20 @@ pub fn run(config: &Config, cpus: &[usize]) -> Result<(), RunError> {
                 }
                 result
             })
-            .map_err(|error| RunError::Executor { core, reason: error.to_string() })?;
+            .map_err(|error| RunError::Executor {
+                core,
+                reason: error.to_string(),
+            })?;
         handles.push((core, handle));
     }
     let mut first_error = None;
     for (core, handle) in handles {
-        let outcome = handle.join().map_err(|error| RunError::Executor { core, reason: error.to_string() });
-        let outcome = outcome.and_then(|result| result.map_err(|reason| RunError::Core { core, reason }));
+        let outcome = handle.join().map_err(|error| RunError::Executor {
+            core,
+            reason: error.to_string(),
+        });
+        let outcome =
+            outcome.and_then(|result| result.map_err(|reason| RunError::Core { core, reason }));
         if let Err(error) = outcome {
             first_error.get_or_insert(error);
         }
@@ -106,25 +113,56 @@ async fn run_core(
     mesh: MeshBuilder<CoreMessage, Full>,
     barrier: &NodeBarrier,
 ) -> Result<(), String> {
-    let (senders, receivers) = mesh.join().await.map_err(|()| "cannot join the core mesh".to_string())?;
+    let (senders, receivers) = mesh
+        .join()
+        .await
+        .map_err(|_| "cannot join the core mesh".to_string())?;
     let started = Instant::now();
     let (shards, wal) = recover(id, config).await?;
-    let entries: usize = shards.values().map(|shard| shard.store().applied_index() as usize).sum();
-    tracing::info!(core = id, shards = shards.len(), entries, elapsed_ms = started.elapsed().as_millis() as u64, "recovered");
-    let (core, bell) = Core::new(id, config.cores, config.shards, config.data_dir.clone(), shards, wal, senders);
+    let entries: usize = shards
+        .values()
+        .map(|shard| shard.store().applied_index() as usize)
+        .sum();
+    tracing::info!(
+        core = id,
+        shards = shards.len(),
+        entries,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "recovered"
+    );
+    let (core, bell) = Core::new(
+        id,
+        config.cores,
+        config.shards,
+        config.data_dir.clone(),
+        shards,
+        wal,
+        senders,
+    );
     glommio::spawn_local(Rc::clone(&core).run_flusher(bell)).detach();
     spawn_mesh_receivers(&core, receivers);
     glommio::spawn_local(run_ticker(Rc::clone(&core))).detach();
     barrier.recovered.fetch_add(1, Ordering::SeqCst);
-    wait_for(|| barrier.recovered.load(Ordering::SeqCst) == config.cores as usize, None).await;
+    wait_for(
+        || barrier.recovered.load(Ordering::SeqCst) == config.cores as usize,
+        None,
+    )
+    .await;
     if barrier.failed.load(Ordering::SeqCst) {
         return Ok(()); // another core reports the failure
     }
-    let listener = TcpListener::bind(config.client_addr)
-        .map_err(|error| format!("cannot listen for clients on {}: {error}", config.client_addr))?;
+    let listener = TcpListener::bind(config.client_addr).map_err(|error| {
+        format!(
+            "cannot listen for clients on {}: {error}",
+            config.client_addr
+        )
+    })?;
     if barrier.listening.fetch_add(1, Ordering::SeqCst) + 1 == config.cores as usize {
         tracing::info!(addr = %config.client_addr, cores = config.cores, shards = config.shards, "quorderd ready");
-        println!("quorderd ready: {} shards on {} cores, clients at {}", config.shards, config.cores, config.client_addr);
+        println!(
+            "quorderd ready: {} shards on {} cores, clients at {}",
+            config.shards, config.cores, config.client_addr
+        );
     }
     let connections = accept_until_stopped(&core, listener).await;
     drain(&core, &connections, barrier, config.cores as usize).await;
@@ -138,39 +176,76 @@ async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
     let mut stores = BTreeMap::new();
     let mut lasts = BTreeMap::new();
     for shard in (0..config.shards).filter(|shard| shard % config.cores == id) {
-        let (store, last) = match snapshot::read_snapshot(&config.data_dir, shard).await.map_err(|error| error.to_string())? {
+        let (store, last) = match snapshot::read_snapshot(&config.data_dir, shard)
+            .await
+            .map_err(|error| error.to_string())?
+        {
             Some(snapshot) => {
-                let store = Store::from_snapshot(shard, &snapshot.body).map_err(|error| error.to_string())?;
-                (store, EntryId { term: snapshot.term, index: snapshot.applied_index })
+                let store = Store::from_snapshot(shard, &snapshot.body)
+                    .map_err(|error| error.to_string())?;
+                (
+                    store,
+                    EntryId {
+                        term: snapshot.term,
+                        index: snapshot.applied_index,
+                    },
+                )
             }
-            None => (Store::new(shard, config.shards), EntryId { term: 0, index: 0 }),
+            None => (
+                Store::new(shard, config.shards),
+                EntryId { term: 0, index: 0 },
+            ),
         };
         stores.insert(shard, store);
         lasts.insert(shard, last);
     }
     let mut replay_error: Option<String> = None;
-    let options = WalOptions { segment_bytes: WAL_SEGMENT_BYTES, buffer_bytes_max: WAL_BUFFER_BYTES_MAX };
+    let options = WalOptions {
+        segment_bytes: WAL_SEGMENT_BYTES,
+        buffer_bytes_max: WAL_BUFFER_BYTES_MAX,
+        ..WalOptions::default()
+    };
     let wal = Wal::open(&config.data_dir, id, options, |header, payload| {
         if replay_error.is_some() {
             return Ok(());
         }
-        let (Some(store), Some(last)) = (stores.get_mut(&header.shard), lasts.get_mut(&header.shard)) else {
-            replay_error = Some(format!("WAL of core {id} holds a record of shard {}, which this core does not own", header.shard));
+        let (Some(store), Some(last)) =
+            (stores.get_mut(&header.shard), lasts.get_mut(&header.shard))
+        else {
+            replay_error = Some(format!(
+                "WAL of core {id} holds a record of shard {}, which this core does not own",
+                header.shard
+            ));
             return Ok(());
         };
         if header.index <= store.applied_index() {
             return Ok(()); // covered by the snapshot
         }
         let Some(kind) = EntryKind::from_byte(header.kind) else {
-            replay_error = Some(format!("WAL record {} of shard {} has unknown kind {}", header.index, header.shard, header.kind));
+            replay_error = Some(format!(
+                "WAL record {} of shard {} has unknown kind {}",
+                header.index, header.shard, header.kind
+            ));
             return Ok(());
         };
         if header.index != last.index + 1 || header.term < last.term {
-            replay_error = Some(format!("WAL of shard {} jumps from entry {} (term {}) to entry {} (term {})", header.shard, last.index, last.term, header.index, header.term));
+            replay_error = Some(format!(
+                "WAL of shard {} jumps from entry {} (term {}) to entry {} (term {})",
+                header.shard, last.index, last.term, header.index, header.term
+            ));
             return Ok(());
         }
-        store.apply(header.term, header.index, header.timestamp_ms, kind, payload);
-        *last = EntryId { term: header.term, index: header.index };
+        store.apply(
+            header.term,
+            header.index,
+            header.timestamp_ms,
+            kind,
+            payload,
+        );
+        *last = EntryId {
+            term: header.term,
+            index: header.index,
+        };
         Ok(())
     })
     .await
@@ -181,7 +256,10 @@ async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
     let shards = stores
         .into_iter()
         .map(|(shard, store)| {
-            let last = lasts.get(&shard).copied().unwrap_or(EntryId { term: 0, index: 0 });
+            let last = lasts
+                .get(&shard)
+                .copied()
+                .unwrap_or(EntryId { term: 0, index: 0 });
             (shard, Shard::new(store, last, TXN_RESEND_INTERVAL_MS))
         })
         .collect();
@@ -229,7 +307,10 @@ async fn accept_until_stopped(core: &Rc<Core>, listener: TcpListener) -> Connect
             }
         };
         if connections.borrow().len() >= CORE_CONNECTIONS_MAX {
-            tracing::warn!(core = core.id, "connection limit reached; closing a new connection");
+            tracing::warn!(
+                core = core.id,
+                "connection limit reached; closing a new connection"
+            );
             continue;
         }
         next_connection += 1;

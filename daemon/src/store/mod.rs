@@ -187,7 +187,7 @@ impl Store {
             Command::Decide { order_id, decision } => {
                 self.apply_decision(order_id, decision, timestamp_ms)
             }
-            Command::Complete { order_id } => self.complete_transaction(order_id),
+            Command::Complete { order_id, phase } => self.complete_transaction(order_id, phase),
         }
     }
 

@@ -13,6 +13,7 @@ use rkyv::{Archive, Deserialize, Serialize};
 
 /// Where the coordinator is in a cross-shard transaction.
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
 pub enum TxnPhase {
     /// Prepares sent; waiting for every vote.
     Preparing,
@@ -363,16 +364,17 @@ impl Store {
         }
     }
 
-    pub(super) fn complete_transaction(&mut self, order_id: u128) -> Applied {
+    pub(super) fn complete_transaction(&mut self, order_id: u128, phase: TxnPhase) -> Applied {
         if let Some(txn) = self
             .orders
             .get_mut(&order_id)
             .and_then(|record| record.txn.as_mut())
         {
-            if matches!(
+            let finishing = matches!(
                 txn.phase,
                 TxnPhase::Committing | TxnPhase::Aborting | TxnPhase::Releasing
-            ) {
+            );
+            if finishing && txn.phase == phase {
                 txn.phase = TxnPhase::Complete;
                 self.open_transactions.remove(&order_id);
             }

@@ -188,7 +188,10 @@ fn cross_shard_commit_moves_reserved_to_sold_on_both_sides() {
     participant.apply_command(Command::Participant(commit));
     let item = participant.store.item(remote).expect("item");
     assert_eq!((item.available, item.reserved, item.sold), (2, 0, 2));
-    coordinator.apply_command(Command::Complete { order_id: 5 });
+    coordinator.apply_command(Command::Complete {
+        order_id: 5,
+        phase: TxnPhase::Committing,
+    });
     assert_eq!(coordinator.store.open_transactions().count(), 0);
 }
 

@@ -73,6 +73,10 @@ impl Coordinator {
         }
         let interval = self.resend_interval_ms;
         let progress = self.progress_for(store, order_id)?;
+        if !answers_phase(progress.phase, &reply.state) {
+            // A late answer to an earlier phase's request; the re-send will ask again.
+            return None;
+        }
         progress.answers.insert(reply.participant, reply.state);
         if let Some(proposed_ms) = progress.proposed_ms {
             // Already proposed; let the resend timer retry if it was lost.
@@ -165,6 +169,28 @@ impl Coordinator {
     }
 }
 
+/// True if `state` is an answer to the request of `phase` (and not a late answer to an
+/// earlier phase's request).
+fn answers_phase(phase: TxnPhase, state: &ParticipantState) -> bool {
+    match phase {
+        TxnPhase::Preparing => {
+            matches!(
+                state,
+                ParticipantState::Prepared { .. } | ParticipantState::Refused { .. }
+            )
+        }
+        TxnPhase::Committing => {
+            matches!(
+                state,
+                ParticipantState::Committed | ParticipantState::Released
+            )
+        }
+        TxnPhase::Aborting => matches!(state, ParticipantState::Aborted),
+        TxnPhase::Releasing => matches!(state, ParticipantState::Released),
+        TxnPhase::Complete => false,
+    }
+}
+
 /// The command the answers so far call for, if any.
 fn next_command(order_id: u128, progress: &Progress, participants: &[u32]) -> Option<Command> {
     let all = |wanted: fn(&ParticipantState) -> bool| {
@@ -206,11 +232,22 @@ fn next_command(order_id: u128, progress: &Progress, participants: &[u32]) -> Op
                 ParticipantState::Committed | ParticipantState::Released
             )
         })
-        .then_some(Command::Complete { order_id }),
-        TxnPhase::Aborting => all(|state| matches!(state, ParticipantState::Aborted))
-            .then_some(Command::Complete { order_id }),
-        TxnPhase::Releasing => all(|state| matches!(state, ParticipantState::Released))
-            .then_some(Command::Complete { order_id }),
+        .then_some(Command::Complete {
+            order_id,
+            phase: progress.phase,
+        }),
+        TxnPhase::Aborting => {
+            all(|state| matches!(state, ParticipantState::Aborted)).then_some(Command::Complete {
+                order_id,
+                phase: progress.phase,
+            })
+        }
+        TxnPhase::Releasing => {
+            all(|state| matches!(state, ParticipantState::Released)).then_some(Command::Complete {
+                order_id,
+                phase: progress.phase,
+            })
+        }
         TxnPhase::Complete => None,
     }
 }
