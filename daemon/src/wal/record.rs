@@ -102,6 +102,11 @@ impl Record<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BadRecordReason {
+    /// Fewer than the four bytes of a length field remain.
+    LengthTruncated {
+        /// Bytes left from the record's offset.
+        available: usize,
+    },
     /// The length field is smaller than a header (zero for zeroed space).
     LengthTooSmall {
         /// The length field.
@@ -133,18 +138,36 @@ pub enum BadRecordReason {
 impl fmt::Display for BadRecordReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::LengthTruncated { available } => {
+                write!(
+                    f,
+                    "only {available} bytes remain, too few for a length field"
+                )
+            }
             Self::LengthTooSmall { length } => {
-                write!(f, "length field {length} is below the {RECORD_HEADER_BYTES}-byte header")
+                write!(
+                    f,
+                    "length field {length} is below the {RECORD_HEADER_BYTES}-byte header"
+                )
             }
             Self::LengthTooLarge { length } => {
-                write!(f, "length field {length} exceeds the {RECORD_BYTES_MAX}-byte maximum")
+                write!(
+                    f,
+                    "length field {length} exceeds the {RECORD_BYTES_MAX}-byte maximum"
+                )
             }
             Self::Truncated { length, available } => {
-                write!(f, "record of {length} bytes but only {available} bytes remain")
+                write!(
+                    f,
+                    "record of {length} bytes but only {available} bytes remain"
+                )
             }
             Self::ReservedNotZero => write!(f, "reserved header bytes are not zero"),
             Self::ChecksumMismatch { stored, computed } => {
-                write!(f, "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}")
+                write!(
+                    f,
+                    "CRC mismatch: stored {stored:#010x}, computed {computed:#010x}"
+                )
             }
         }
     }
@@ -181,9 +204,9 @@ impl ScanEnd {
     /// Offset right after the last valid record.
     pub fn offset(&self) -> usize {
         match *self {
-            Self::Clean { offset } | Self::TornTail { offset, .. } | Self::Corrupt { offset, .. } => {
-                offset
-            }
+            Self::Clean { offset }
+            | Self::TornTail { offset, .. }
+            | Self::Corrupt { offset, .. } => offset,
         }
     }
 }
@@ -200,7 +223,11 @@ pub struct RecordScanner<'a> {
 impl<'a> RecordScanner<'a> {
     /// Starts scanning `data` at offset 0.
     pub fn new(data: &'a [u8]) -> Self {
-        Self { data, position: 0, end: None }
+        Self {
+            data,
+            position: 0,
+            end: None,
+        }
     }
 
     /// How the scan ended, once the iterator is exhausted; `None` before.
@@ -210,28 +237,29 @@ impl<'a> RecordScanner<'a> {
 
     /// Runs the scan to its end, discarding records, and says how it ended.
     pub fn finish(mut self) -> ScanEnd {
-        for _ in self.by_ref() {}
-        self.classify_end()
+        loop {
+            if self.next().is_none() {
+                if let Some(end) = self.end {
+                    return end;
+                }
+            }
+        }
     }
 
-    fn classify_end(&mut self) -> ScanEnd {
-        if let Some(end) = self.end {
-            return end;
-        }
+    /// Records why the scan stopped at `self.position`, where `reason` says what is
+    /// wrong with the bytes there.
+    fn stop(&mut self, reason: BadRecordReason) {
         let offset = self.position;
-        let end = match decode_record(self.data, offset) {
-            // Called only after a failure at `offset`, so a success is impossible.
-            Ok(_) => unreachable!("classify_end called at a valid record"),
-            Err(reason) => match find_valid_record(self.data, offset + 1) {
-                Some(next_valid_offset) => ScanEnd::Corrupt { offset, reason, next_valid_offset },
-                None if self.data[offset..].iter().all(|&byte| byte == 0) => {
-                    ScanEnd::Clean { offset }
-                }
-                None => ScanEnd::TornTail { offset, reason },
+        let end = match find_valid_record(self.data, offset + 1) {
+            Some(next_valid_offset) => ScanEnd::Corrupt {
+                offset,
+                reason,
+                next_valid_offset,
             },
+            None if self.data[offset..].iter().all(|&byte| byte == 0) => ScanEnd::Clean { offset },
+            None => ScanEnd::TornTail { offset, reason },
         };
         self.end = Some(end);
-        end
     }
 }
 
@@ -243,7 +271,9 @@ impl<'a> Iterator for RecordScanner<'a> {
             return None;
         }
         if self.position == self.data.len() {
-            self.end = Some(ScanEnd::Clean { offset: self.position });
+            self.end = Some(ScanEnd::Clean {
+                offset: self.position,
+            });
             return None;
         }
         match decode_record(self.data, self.position) {
@@ -251,8 +281,8 @@ impl<'a> Iterator for RecordScanner<'a> {
                 self.position += record.encoded_bytes();
                 Some(record)
             }
-            Err(_) => {
-                self.classify_end();
+            Err(reason) => {
+                self.stop(reason);
                 None
             }
         }
@@ -264,7 +294,7 @@ impl<'a> Iterator for RecordScanner<'a> {
 pub fn decode_record(data: &[u8], offset: usize) -> Result<Record<'_>, BadRecordReason> {
     let available = data.len().saturating_sub(offset);
     if available < 4 {
-        return Err(BadRecordReason::Truncated { length: 0, available });
+        return Err(BadRecordReason::LengthTruncated { available });
     }
     let length = read_u32(data, offset);
     if (length as usize) < RECORD_HEADER_BYTES {
@@ -285,7 +315,11 @@ pub fn decode_record(data: &[u8], offset: usize) -> Result<Record<'_>, BadRecord
     if stored != computed {
         return Err(BadRecordReason::ChecksumMismatch { stored, computed });
     }
-    Ok(Record { header: decode_header_unchecked(bytes), payload: &bytes[RECORD_HEADER_BYTES..], offset })
+    Ok(Record {
+        header: decode_header_unchecked(bytes),
+        payload: &bytes[RECORD_HEADER_BYTES..],
+        offset,
+    })
 }
 
 /// Reads the header fields of a record whose bytes are already trusted (verified, or
@@ -304,7 +338,8 @@ pub(crate) fn decode_header_unchecked(bytes: &[u8]) -> RecordHeader {
 pub(crate) fn encoded_length(bytes: &[u8], offset: usize) -> usize {
     let length = read_u32(bytes, offset) as usize;
     assert!(
-        (RECORD_HEADER_BYTES..=RECORD_BYTES_MAX).contains(&length) && offset + length <= bytes.len(),
+        (RECORD_HEADER_BYTES..=RECORD_BYTES_MAX).contains(&length)
+            && offset + length <= bytes.len(),
         "WAL buffer holds a malformed record at {offset}"
     );
     length
