@@ -41,7 +41,7 @@ pub const SNAPSHOT_IO_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 // Chunks stay block aligned for any O_DIRECT block size up to 4 KiB, and the header
 // fits in the first block.
-const _: () = assert!(SNAPSHOT_IO_CHUNK_BYTES % 4096 == 0);
+const _: () = assert!(SNAPSHOT_IO_CHUNK_BYTES.is_multiple_of(4096));
 const _: () = assert!(SNAPSHOT_HEADER_BYTES <= 512);
 
 /// A snapshot read back from disk, every checksum verified.

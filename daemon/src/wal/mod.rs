@@ -29,6 +29,8 @@
 //! batch crosses into the next segment: the older segment is made durable first, so a
 //! crash never leaves records in segment n+1 behind a torn segment n). O_DIRECT writes
 //! whole blocks: the partial last block is written again, completed, by the next sync.
+//! Its already durable bytes are rewritten with the same values, so a write torn at
+//! any granularity leaves them intact.
 //! A failed sync keeps its records buffered and the next sync writes them again at the
 //! same offsets; nothing is ever reported durable that was not fdatasynced.
 //!
@@ -99,6 +101,9 @@ pub struct Wal {
     sync_turn: Semaphore,
     /// One release at a time, so segments are always deleted oldest first.
     release_turn: Semaphore,
+    /// Test hook: the number of segment writes that succeed before one fails.
+    #[cfg(test)]
+    writes_until_failure: std::cell::Cell<Option<u32>>,
 }
 
 #[derive(Debug)]
@@ -175,6 +180,8 @@ impl Wal {
             state: RefCell::new(state),
             sync_turn: Semaphore::new(1),
             release_turn: Semaphore::new(1),
+            #[cfg(test)]
+            writes_until_failure: std::cell::Cell::new(None),
         })
     }
 
@@ -375,6 +382,8 @@ impl Wal {
                 new_tail,
             )
         };
+        #[cfg(test)]
+        self.inject_write_failure()?;
         let wanted = buffer.len();
         let written = file
             .write_at(buffer, position)
@@ -442,6 +451,22 @@ impl Wal {
         ));
         tracing::debug!(core = self.core, sequence, "WAL segment started");
         Ok(())
+    }
+
+    #[cfg(test)]
+    fn inject_write_failure(&self) -> Result<(), WalError> {
+        match self.writes_until_failure.get() {
+            Some(0) => {
+                self.writes_until_failure.set(None);
+                let source = std::io::Error::from_raw_os_error(libc::ENOSPC);
+                Err(self.active_io_error("writing", source.into()))
+            }
+            Some(left) => {
+                self.writes_until_failure.set(Some(left - 1));
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 
     fn active_io_error(

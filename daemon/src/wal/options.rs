@@ -34,10 +34,11 @@ const _: () = assert!(RECORD_BYTES_MAX as u64 + WAL_SEGMENT_ALIGNMENT_BYTES <= W
 const _: () = assert!(RECORD_BYTES_MAX <= WAL_BUFFER_BYTES_MAX);
 const _: () = assert!(WAL_SEGMENT_BYTES_MIN <= WAL_SEGMENT_BYTES);
 const _: () = assert!(WAL_SEGMENT_BYTES <= WAL_SEGMENT_BYTES_MAX);
-const _: () = assert!(WAL_SEGMENT_BYTES % WAL_SEGMENT_ALIGNMENT_BYTES == 0);
-const _: () = assert!(WAL_SEGMENT_BYTES_MIN % WAL_SEGMENT_ALIGNMENT_BYTES == 0);
-const _: () = assert!(WAL_PREWRITE_CHUNK_BYTES as u64 % WAL_SEGMENT_ALIGNMENT_BYTES == 0);
-const _: () = assert!(WAL_REPLAY_READ_BYTES as u64 % WAL_SEGMENT_ALIGNMENT_BYTES == 0);
+const _: () = assert!(WAL_SEGMENT_BYTES.is_multiple_of(WAL_SEGMENT_ALIGNMENT_BYTES));
+const _: () = assert!(WAL_SEGMENT_BYTES_MIN.is_multiple_of(WAL_SEGMENT_ALIGNMENT_BYTES));
+const _: () =
+    assert!((WAL_PREWRITE_CHUNK_BYTES as u64).is_multiple_of(WAL_SEGMENT_ALIGNMENT_BYTES));
+const _: () = assert!((WAL_REPLAY_READ_BYTES as u64).is_multiple_of(WAL_SEGMENT_ALIGNMENT_BYTES));
 // Segment offsets and sizes are handled as usize in memory.
 const _: () = assert!(WAL_SEGMENT_BYTES_MAX <= usize::MAX as u64);
 
@@ -73,7 +74,10 @@ impl WalOptions {
                 self.segment_bytes
             ));
         }
-        if self.segment_bytes % WAL_SEGMENT_ALIGNMENT_BYTES != 0 {
+        if !self
+            .segment_bytes
+            .is_multiple_of(WAL_SEGMENT_ALIGNMENT_BYTES)
+        {
             return invalid(format!(
                 "segment_bytes = {} is not a multiple of {WAL_SEGMENT_ALIGNMENT_BYTES}",
                 self.segment_bytes

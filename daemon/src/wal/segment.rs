@@ -97,7 +97,7 @@ pub(crate) async fn prepare_segment(
         .await
         .map_err(WalError::glommio("creating", &path))?;
     assert!(
-        segment_bytes % file.alignment() == 0,
+        segment_bytes.is_multiple_of(file.alignment()),
         "validated segment size is not block aligned"
     );
     let mut position = 0;

@@ -471,3 +471,102 @@ fn sync_without_records_does_no_io_and_reports_nothing() {
         assert_eq!((report.records, report.bytes), (1, 100));
     });
 }
+
+/// Waits for the background preparation of the next segment, so that it does no IO
+/// during the measured part of a test.
+async fn settle_next_segment(wal: &Wal) {
+    let task = wal
+        .state
+        .borrow_mut()
+        .next
+        .take()
+        .expect("next segment being prepared");
+    let prepared = task.await.expect("next segment prepared");
+    wal.state.borrow_mut().next = Some(glommio::spawn_local(async move { Ok(prepared) }));
+}
+
+fn file_writes_since_last_call() -> u64 {
+    glommio::executor().io_stats().all_rings().file_writes().0
+}
+
+#[test]
+fn a_sync_is_one_write_per_segment_touched() {
+    let dir = TestDir::new("wal-write-count");
+    run(async {
+        let (wal, _) = open(dir.path()).await.expect("open");
+        settle_next_segment(&wal).await;
+        file_writes_since_last_call();
+        for i in 1..=20 {
+            wal.append(&header(0, i), &[1; 100]).expect("append");
+        }
+        let report = wal.sync().await.expect("sync");
+        assert_eq!((report.records, report.segments_started), (20, 0));
+        assert_eq!(
+            file_writes_since_last_call(),
+            1,
+            "one write for a batch in one segment"
+        );
+        // 8 KiB segment, 140-byte records: 80 more cross into the next segment.
+        for i in 21..=100 {
+            wal.append(&header(0, i), &[1; 100]).expect("append");
+        }
+        settle_next_segment(&wal).await;
+        file_writes_since_last_call();
+        let report = wal.sync().await.expect("sync");
+        assert_eq!((report.records, report.segments_started), (80, 1));
+        // Rotation started preparing the segment after: one 8 KiB zero write of its own.
+        settle_next_segment(&wal).await;
+        assert_eq!(
+            file_writes_since_last_call(),
+            2 + 1,
+            "one write in each segment"
+        );
+    });
+}
+
+#[test]
+fn a_failed_write_keeps_the_records_buffered_and_the_next_sync_writes_them() {
+    let dir = TestDir::new("wal-write-failure");
+    let records: Replayed = (1..=100).map(|i| (header(0, i), vec![3; 100])).collect();
+    run(async {
+        let (wal, _) = open(dir.path()).await.expect("open");
+        append_and_sync(&wal, &records[..10], 10).await;
+        // The next batch crosses a segment boundary; its second write fails.
+        for (header, payload) in &records[10..] {
+            wal.append(header, payload).expect("append");
+        }
+        wal.writes_until_failure.set(Some(1));
+        let error = wal.sync().await.expect_err("injected ENOSPC");
+        assert!(
+            matches!(&error, WalError::Io { source, .. } if source.raw_os_error() == Some(libc::ENOSPC))
+        );
+        let left = wal.buffered_records();
+        assert!(
+            left > 0 && left < 90,
+            "the first segment's part became durable: {left} left"
+        );
+        wal.append(&header(0, 101), &[3; 100])
+            .expect("appends continue behind the retry");
+        let report = wal.sync().await.expect("retry");
+        assert_eq!(report.records, left + 1);
+        drop(wal);
+        let (_wal, replayed) = open(dir.path()).await.expect("reopen");
+        assert_eq!(replayed.len(), 101);
+        assert_eq!(replayed[..100], records);
+    });
+}
+
+#[test]
+fn a_failed_first_write_reports_nothing_durable() {
+    let dir = TestDir::new("wal-write-failure-first");
+    run(async {
+        let (wal, _) = open(dir.path()).await.expect("open");
+        wal.append(&header(0, 1), &[1; 10]).expect("append");
+        wal.writes_until_failure.set(Some(0));
+        assert!(wal.sync().await.is_err());
+        assert_eq!(wal.buffered_records(), 1);
+        drop(wal);
+        let (_wal, replayed) = open(dir.path()).await.expect("reopen");
+        assert!(replayed.is_empty(), "a failed sync made nothing durable");
+    });
+}
