@@ -104,8 +104,10 @@ impl FileConfig {
 
     /// Reads and parses a file.
     pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         FileConfig::parse(&text, path)
     }
 }
@@ -118,7 +120,10 @@ impl Config {
         flags: Overrides,
         available_cores: u32,
     ) -> Result<Config, ConfigError> {
-        let data_dir = flags.data_dir.or(file.data_dir).unwrap_or_else(|| DEFAULT_DATA_DIR.into());
+        let data_dir = flags
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.into());
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
@@ -127,7 +132,10 @@ impl Config {
             .or(file.client_addr)
             .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string());
         let client_addr: SocketAddr = client_addr_text.parse().map_err(|_| {
-            invalid("client_addr", format!("`{client_addr_text}` is not an IP:PORT address"))
+            invalid(
+                "client_addr",
+                format!("`{client_addr_text}` is not an IP:PORT address"),
+            )
         })?;
         let cores = flags.cores.or(file.cores).unwrap_or(available_cores);
         if cores == 0 || cores > available_cores {
@@ -138,14 +146,25 @@ impl Config {
         }
         let shards = flags.shards.or(file.shards).unwrap_or(DEFAULT_SHARDS);
         if shards == 0 || shards > SHARDS_MAX {
-            return Err(invalid("shards", format!("must be in 1..={SHARDS_MAX}, got {shards}")));
+            return Err(invalid(
+                "shards",
+                format!("must be in 1..={SHARDS_MAX}, got {shards}"),
+            ));
         }
-        Ok(Config { data_dir, client_addr, cores, shards })
+        Ok(Config {
+            data_dir,
+            client_addr,
+            cores,
+            shards,
+        })
     }
 }
 
 fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid { key, reason: reason.into() }
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
 }
 
 #[cfg(test)]
@@ -166,7 +185,10 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let flags = Overrides { shards: Some(4), ..Overrides::default() };
+        let flags = Overrides {
+            shards: Some(4),
+            ..Overrides::default()
+        };
         let config = resolve("shards = 16\ncores = 1\n", flags).expect("valid");
         assert_eq!((config.cores, config.shards), (1, 4));
     }
@@ -176,10 +198,14 @@ mod tests {
         let unknown = resolve("shard = 3\n", Overrides::default()).expect_err("unknown key");
         assert!(unknown.to_string().contains("shard"), "{unknown}");
         let wrong_type = resolve("cores = \"two\"\n", Overrides::default()).expect_err("type");
-        assert!(wrong_type.to_string().contains("cores = \"two\""), "{wrong_type}");
+        assert!(
+            wrong_type.to_string().contains("cores = \"two\""),
+            "{wrong_type}"
+        );
         let range = resolve("cores = 3\n", Overrides::default()).expect_err("range");
         assert!(range.to_string().contains("`cores`"), "{range}");
-        let address = resolve("client_addr = \"nowhere\"\n", Overrides::default()).expect_err("addr");
+        let address =
+            resolve("client_addr = \"nowhere\"\n", Overrides::default()).expect_err("addr");
         assert!(address.to_string().contains("`client_addr`"), "{address}");
         let zero = resolve("shards = 0\n", Overrides::default()).expect_err("zero");
         assert!(zero.to_string().contains("`shards`"), "{zero}");

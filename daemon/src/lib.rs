@@ -5,11 +5,18 @@
 #![deny(missing_docs)]
 
 // rkyv's archived twins carry no docs of their own; the originals do.
+pub mod config;
+pub mod crashpoint;
 #[allow(missing_docs)]
 pub mod entry;
+pub mod ingress;
 pub mod limits;
 pub mod raft;
+pub mod runtime;
 pub mod shard;
+pub mod snapshot;
+pub mod startup;
 #[allow(missing_docs)]
 pub mod store;
 pub mod txn;
+pub mod wal;

@@ -78,7 +78,10 @@ pub struct DataLock {
 
 /// Creates the data directory if needed, checks it is writable and takes its lock.
 pub fn lock_data_dir(dir: &Path) -> Result<DataLock, StartupError> {
-    let not_writable = |source| StartupError::NotWritable { dir: dir.to_path_buf(), source };
+    let not_writable = |source| StartupError::NotWritable {
+        dir: dir.to_path_buf(),
+        source,
+    };
     std::fs::create_dir_all(dir).map_err(not_writable)?;
     let path = dir.join(LOCK_FILE);
     let mut file = OpenOptions::new()
@@ -93,8 +96,15 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataLock, StartupError> {
     if !locked {
         let mut pid = String::new();
         let _ = file.read_to_string(&mut pid);
-        let pid = if pid.trim().is_empty() { "unknown".to_string() } else { pid.trim().to_string() };
-        return Err(StartupError::Locked { dir: dir.to_path_buf(), pid });
+        let pid = if pid.trim().is_empty() {
+            "unknown".to_string()
+        } else {
+            pid.trim().to_string()
+        };
+        return Err(StartupError::Locked {
+            dir: dir.to_path_buf(),
+            pid,
+        });
     }
     file.set_len(0).map_err(not_writable)?;
     file.rewind().map_err(not_writable)?;
@@ -106,26 +116,41 @@ pub fn lock_data_dir(dir: &Path) -> Result<DataLock, StartupError> {
 /// Records the shard and core counts with new data, or checks them against old data.
 pub fn check_shape(dir: &Path, shards: u32, cores: u32) -> Result<(), StartupError> {
     let path = dir.join(SHAPE_FILE);
-    let bad = |reason: String| StartupError::BadShape { path: path.clone(), reason };
+    let bad = |reason: String| StartupError::BadShape {
+        path: path.clone(),
+        reason,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) => {
-            let stored: toml::Table = text.parse().map_err(|error: toml::de::Error| bad(error.to_string()))?;
+            let stored: toml::Table = text
+                .parse()
+                .map_err(|error: toml::de::Error| bad(error.to_string()))?;
             for (key, asked) in [("shards", shards), ("cores", cores)] {
                 let value = stored.get(key).and_then(|value| value.as_integer());
                 let stored = value.ok_or_else(|| bad(format!("no integer `{key}`")))?;
                 if stored != i64::from(asked) {
                     let stored = u32::try_from(stored).unwrap_or(u32::MAX);
-                    return Err(StartupError::ShapeMismatch { dir: dir.to_path_buf(), key, stored, asked });
+                    return Err(StartupError::ShapeMismatch {
+                        dir: dir.to_path_buf(),
+                        key,
+                        stored,
+                        asked,
+                    });
                 }
             }
             Ok(())
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let text = format!("# written by quorderd when this data directory was created\nshards = {shards}\ncores = {cores}\n");
-            write_durably(dir, &path, text.as_bytes())
-                .map_err(|source| StartupError::NotWritable { dir: dir.to_path_buf(), source })
+            write_durably(dir, &path, text.as_bytes()).map_err(|source| StartupError::NotWritable {
+                dir: dir.to_path_buf(),
+                source,
+            })
         }
-        Err(source) => Err(StartupError::NotWritable { dir: dir.to_path_buf(), source }),
+        Err(source) => Err(StartupError::NotWritable {
+            dir: dir.to_path_buf(),
+            source,
+        }),
     }
 }
 
@@ -151,12 +176,19 @@ pub fn check_host(cores: u32) -> Result<(), StartupError> {
     }
     // SAFETY: geteuid has no preconditions.
     let is_root = unsafe { libc::geteuid() } == 0;
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass, which lives for the call.
     let known = unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut limit) } == 0;
     let needed_bytes = EXECUTOR_LOCKED_BYTES * u64::from(cores);
     if known && !is_root && limit.rlim_cur != libc::RLIM_INFINITY && limit.rlim_cur < needed_bytes {
-        return Err(StartupError::MemlockTooLow { limit_bytes: limit.rlim_cur, needed_bytes, cores });
+        return Err(StartupError::MemlockTooLow {
+            limit_bytes: limit.rlim_cur,
+            needed_bytes,
+            cores,
+        });
     }
     Ok(())
 }
@@ -166,7 +198,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("quorder-startup-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("quorder-startup-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         dir
     }
@@ -176,7 +209,10 @@ mod tests {
         let dir = scratch("lock");
         let first = lock_data_dir(&dir).expect("first lock");
         let second = lock_data_dir(&dir).expect_err("second lock");
-        assert!(second.to_string().contains(&std::process::id().to_string()), "{second}");
+        assert!(
+            second.to_string().contains(&std::process::id().to_string()),
+            "{second}"
+        );
         drop(first);
         lock_data_dir(&dir).expect("lock again after release");
         let _ = std::fs::remove_dir_all(&dir);

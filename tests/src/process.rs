@@ -68,22 +68,56 @@ pub struct Node {
     pub addr: String,
     shards: u32,
     cores: u32,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
 impl Node {
     /// Starts a node and waits until it answers pings.
     pub fn start(data_dir: &Path, shards: u32, cores: u32) -> Node {
+        Node::start_with_env(data_dir, shards, cores, &[])
+    }
+
+    /// Starts a node with extra environment variables (crash points, log levels).
+    pub fn start_with_env(data_dir: &Path, shards: u32, cores: u32, env: &[(&str, &str)]) -> Node {
         let addr = format!("127.0.0.1:{}", free_port());
+        let env = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
         let mut node = Node {
             data_dir: data_dir.to_path_buf(),
             addr,
             shards,
             cores,
+            env,
             child: None,
         };
         node.restart();
         node
+    }
+
+    /// Environment for the next restarts (replaces what was set).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect();
+    }
+
+    /// Waits until the process exits by itself (a crash point); false on timeout.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(_)) = child.try_wait() {
+                    self.child = None;
+                    return true;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     /// Starts the process again on the same data and address; waits until ready.
@@ -100,6 +134,11 @@ impl Node {
                 &self.cores.to_string(),
             ])
             .env("QUORDER_LOG", "warn")
+            .envs(
+                self.env
+                    .iter()
+                    .map(|(key, value)| (key.as_str(), value.as_str())),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

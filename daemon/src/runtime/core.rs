@@ -7,11 +7,14 @@
 //! record appended since the last one) → commit → apply → answer.
 
 use super::message::{CoreMessage, ReplySink};
+use crate::crashpoint::{self, CrashPoint};
 use crate::entry::{encode_command, EntryKind};
 use crate::limits::{SHARD_UNAPPLIED_ENTRIES_MAX, WAL_BUFFER_BYTES_MAX};
 use crate::shard::{Output, Shard};
 use crate::snapshot;
-use crate::txn::message::{ParticipantReply, ParticipantRequest};
+use crate::txn::message::{
+    ParticipantAction, ParticipantReply, ParticipantRequest, ParticipantState,
+};
 use crate::wal::{RecordHeader, Wal, RECORD_HEADER_BYTES};
 use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
@@ -294,10 +297,23 @@ impl Core {
             match output {
                 Output::Reply(sink, reply) => self.deliver(sink, reply),
                 Output::ToParticipant(request) => {
+                    if matches!(
+                        request.action,
+                        ParticipantAction::Commit | ParticipantAction::Abort
+                    ) {
+                        crashpoint::reached(CrashPoint::Decided);
+                    }
                     let target = request.participant;
                     self.route(target, CoreMessage::ToParticipant(request));
                 }
                 Output::ToCoordinator { coordinator, reply } => {
+                    match reply.state {
+                        ParticipantState::Prepared { .. } => {
+                            crashpoint::reached(CrashPoint::Prepared)
+                        }
+                        ParticipantState::Committed => crashpoint::reached(CrashPoint::Committed),
+                        _ => {}
+                    }
                     self.route(
                         coordinator,
                         CoreMessage::ToCoordinator { coordinator, reply },
