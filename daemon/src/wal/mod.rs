@@ -137,7 +137,8 @@ impl Wal {
     /// this core in log order through `on_record`, whose payload argument is 16-byte
     /// aligned and valid only during the call. Truncates a torn tail; refuses
     /// corruption elsewhere with [`WalError::Corrupt`]. Must run on the executor that
-    /// will own the WAL, before any other DMA file is opened on it.
+    /// will own the WAL, before that executor creates any other DMA file (see `dma.rs`;
+    /// `read_snapshot` takes the same precaution, so it may run first).
     pub async fn open(
         data_dir: &Path,
         core: u32,
