@@ -125,7 +125,7 @@ fn run_batch(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<Frame
     let mut tasks = Vec::with_capacity(count);
     for operation in batch.operations.iter() {
         let prepared = validate_operation(operation)
-            .map_err(|error| Reply::Error(error))
+            .map_err(Reply::Error)
             .and_then(|()| {
                 let owned = to_operation(operation).map_err(|error| bad_frame_reply(&error))?;
                 encode_operation(&owned).map_err(|error| {

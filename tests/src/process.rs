@@ -159,7 +159,7 @@ impl Node {
                 request_timeout: Duration::from_millis(500),
                 connect_timeout: Duration::from_millis(200),
             };
-            if let Ok(mut client) = Client::connect(&[self.addr.clone()], options) {
+            if let Ok(mut client) = Client::connect(std::slice::from_ref(&self.addr), options) {
                 if client.ping().is_ok() {
                     return;
                 }
@@ -179,7 +179,7 @@ impl Node {
             request_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(1),
         };
-        Client::connect(&[self.addr.clone()], options).expect("connect to quorderd")
+        Client::connect(std::slice::from_ref(&self.addr), options).expect("connect to quorderd")
     }
 
     /// kill -9: no chance to sync or answer.

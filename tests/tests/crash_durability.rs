@@ -33,7 +33,7 @@ fn client(node: &Node, timeout_ms: u64) -> Option<Client> {
         request_timeout: Duration::from_millis(timeout_ms),
         connect_timeout: Duration::from_millis(200),
     };
-    Client::connect(&[node.addr.clone()], options).ok()
+    Client::connect(std::slice::from_ref(&node.addr), options).ok()
 }
 
 fn write_until_stopped(addr: String, seed: u64, stop: Arc<AtomicBool>, ledger: Arc<Mutex<Ledger>>) {

@@ -1,6 +1,6 @@
 //! Seeded simulation of one node's shards under crashes and message loss.
 //!
-//! `QUORDER_SIM_SEEDS=N` runs seeds 1..=N (default 300); `QUORDER_SIM_SEED=S` replays one.
+//! `QUORDER_SIM_SEEDS=N` runs seeds 1..=N (default 2000); `QUORDER_SIM_SEED=S` replays one.
 
 use quorder_tests::sim::{Sim, SimOptions};
 
@@ -14,7 +14,7 @@ fn seeds() -> Vec<u64> {
     let count = std::env::var("QUORDER_SIM_SEEDS")
         .ok()
         .and_then(|text| text.parse().ok())
-        .unwrap_or(300);
+        .unwrap_or(2000);
     (1..=count).collect()
 }
 
