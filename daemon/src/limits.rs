@@ -10,11 +10,35 @@ pub const CORE_CHANNEL_MESSAGES_MAX: usize = 4096;
 /// Most client connections one core serves at once; past this, new ones are closed.
 pub const CORE_CONNECTIONS_MAX: usize = 4096;
 
-/// Most record bytes one core's WAL buffers before proposals get `Overloaded`.
+/// Default size of one segment file.
+pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Smallest segment accepted by `WalOptions::validate` (tests use small segments).
+pub const WAL_SEGMENT_BYTES_MIN: u64 = 8 * 1024;
+
+/// Largest segment: replay reads a whole segment into memory.
+pub const WAL_SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
+
+/// Segment sizes are a multiple of this, which covers every O_DIRECT block size we
+/// expect (512 or 4096 bytes).
+pub const WAL_SEGMENT_ALIGNMENT_BYTES: u64 = 4096;
+
+/// Default bound of the bytes appended but not yet handed to a sync. Past it `append`
+/// refuses with `WalError::Full` (back-pressure: the caller replies Overloaded).
 pub const WAL_BUFFER_BYTES_MAX: usize = 64 * 1024 * 1024;
 
-/// Size of a WAL segment file.
-pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// Size of each zero-filled write that pre-writes a new segment.
+pub const WAL_PREWRITE_CHUNK_BYTES: usize = 1024 * 1024;
+
+/// Size of each read of a segment during replay.
+pub const WAL_REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest snapshot body accepted: a shard's store archive. A header announcing more is
+/// refused before anything is allocated.
+pub const SNAPSHOT_BODY_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
+
+/// Bytes moved per DMA read or write of a snapshot file.
+pub const SNAPSHOT_IO_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most entries a shard may have proposed and not yet applied; past this, `Overloaded`.
 pub const SHARD_UNAPPLIED_ENTRIES_MAX: usize = 65_536;

@@ -14,6 +14,8 @@
 //!     48     -  body           body_bytes bytes, then end of file
 //! ```
 
+use crate::limits::SNAPSHOT_BODY_BYTES_MAX;
+
 /// First four bytes of every snapshot file.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"QSNP";
 
@@ -22,10 +24,6 @@ pub const SNAPSHOT_FORMAT_VERSION: u32 = 1;
 
 /// Bytes of the fixed header before the body.
 pub const SNAPSHOT_HEADER_BYTES: usize = 48;
-
-/// Largest body accepted: a shard's store archive. A header announcing more is refused
-/// before anything is allocated.
-pub const SNAPSHOT_BODY_BYTES_MAX: u64 = 4 * 1024 * 1024 * 1024;
 
 /// The decoded, checked header of a snapshot file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

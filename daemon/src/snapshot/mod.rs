@@ -34,10 +34,7 @@ use glommio::io::{DmaFile, OpenOptions};
 use rkyv::util::AlignedVec;
 use std::path::{Path, PathBuf};
 
-pub use format::SNAPSHOT_BODY_BYTES_MAX;
-
-/// Bytes moved per DMA read or write of a snapshot file.
-pub const SNAPSHOT_IO_CHUNK_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::limits::{SNAPSHOT_BODY_BYTES_MAX, SNAPSHOT_IO_CHUNK_BYTES};
 
 // Chunks stay block aligned for any O_DIRECT block size up to 4 KiB, and the header
 // fits in the first block.

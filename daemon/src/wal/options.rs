@@ -1,33 +1,15 @@
 //! WAL sizing: the named bounds and the options checked against them.
 //!
-//! The constants here are the WAL's part of the daemon's limits; they are meant to move
-//! into the daemon's `limits` module unchanged (units last in every name).
+//! The WAL's bounds live in the daemon's `limits` module with every other maximum; the
+//! relations that involve the record format are asserted here.
 
 use super::error::WalError;
 use super::record::{RECORD_BYTES_MAX, RECORD_HEADER_BYTES};
 
-/// Default size of one segment file.
-pub const WAL_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
-
-/// Smallest segment accepted by [`WalOptions::validate`] (tests use small segments).
-pub const WAL_SEGMENT_BYTES_MIN: u64 = 8 * 1024;
-
-/// Largest segment: replay reads a whole segment into memory.
-pub const WAL_SEGMENT_BYTES_MAX: u64 = 1024 * 1024 * 1024;
-
-/// Segment sizes are a multiple of this, which covers every O_DIRECT block size we
-/// expect (512 or 4096 bytes).
-pub const WAL_SEGMENT_ALIGNMENT_BYTES: u64 = 4096;
-
-/// Default bound of the bytes appended but not yet handed to a sync. Past it `append`
-/// refuses with [`WalError::Full`] (back-pressure: the caller replies Overloaded).
-pub const WAL_BUFFER_BYTES_MAX: usize = 16 * 1024 * 1024;
-
-/// Size of each zero-filled write that pre-writes a new segment.
-pub const WAL_PREWRITE_CHUNK_BYTES: usize = 1024 * 1024;
-
-/// Size of each read of a segment during replay.
-pub const WAL_REPLAY_READ_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::limits::{
+    WAL_BUFFER_BYTES_MAX, WAL_PREWRITE_CHUNK_BYTES, WAL_REPLAY_READ_BYTES,
+    WAL_SEGMENT_ALIGNMENT_BYTES, WAL_SEGMENT_BYTES, WAL_SEGMENT_BYTES_MAX, WAL_SEGMENT_BYTES_MIN,
+};
 
 // A maximal record always fits in an empty default segment and in the default buffer.
 const _: () = assert!(RECORD_BYTES_MAX as u64 + WAL_SEGMENT_ALIGNMENT_BYTES <= WAL_SEGMENT_BYTES);
