@@ -22,7 +22,7 @@ fn quick_client(node: &Node) -> Client {
         request_timeout: Duration::from_secs(3),
         connect_timeout: Duration::from_millis(300),
     };
-    Client::connect(&[node.addr.clone()], options).expect("connect")
+    Client::connect(std::slice::from_ref(&node.addr), options).expect("connect")
 }
 
 fn settled_item(client: &mut Client, sku: u64) -> Item {
