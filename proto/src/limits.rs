@@ -39,6 +39,10 @@ pub const ERROR_TEXT_BYTES_MAX: usize = 512;
 /// (16 order id + 8 customer + 8 lines header + 16 per line + payment with token + slack.)
 pub const OPERATION_BYTES_MAX: usize = 128 + ORDER_LINES_MAX * 24 + PAYMENT_TOKEN_BYTES_MAX;
 
+/// Upper bound of the archived size of one reply: an order at every maximum, or an error
+/// with its longest text.
+pub const REPLY_BYTES_MAX: usize = 256 + ORDER_LINES_MAX * 32 + 2 * ERROR_TEXT_BYTES_MAX;
+
 // A total price can never overflow a u64.
 const _: () = assert!(
     (ORDER_LINES_MAX as u128) * (LINE_QUANTITY_MAX as u128) * (PRICE_CENTS_MAX as u128)
@@ -48,6 +52,8 @@ const _: () = assert!(
 const _: () = assert!((STOCK_MAX as u128) * 4 < u64::MAX as u128);
 // A full batch of maximal operations fits in one frame.
 const _: () = assert!(BATCH_OPERATIONS_MAX * OPERATION_BYTES_MAX * 2 <= FRAME_BODY_BYTES_MAX);
+// The replies to a full batch fit in one frame too.
+const _: () = assert!(BATCH_OPERATIONS_MAX * REPLY_BYTES_MAX <= FRAME_BODY_BYTES_MAX);
 // The body length travels as a u32.
 const _: () = assert!(FRAME_BODY_BYTES_MAX < u32::MAX as usize);
 // A single order line cannot exceed the stock an item may hold.
