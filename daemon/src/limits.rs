@@ -66,3 +66,6 @@ const _: () = assert!(WAL_SEGMENT_BYTES as usize >= 2 * FRAME_BODY_BYTES_MAX);
 const _: () = assert!(CONNECTION_IN_FLIGHT_MAX <= SHARD_UNAPPLIED_ENTRIES_MAX);
 // Re-sends happen on ticks, so the interval must span several ticks.
 const _: () = assert!(TXN_RESEND_INTERVAL_MS >= 4 * CORE_TICK_INTERVAL_MS);
+
+/// Most nodes in a cluster (each holds a mirror of every shard).
+pub const NODES_MAX: usize = 9;

@@ -28,6 +28,9 @@ struct Arguments {
     /// Number of shards; fixed when the data directory is created. Default 8.
     #[arg(long)]
     shards: Option<u32>,
+    /// This node's id in the cluster's `[[nodes]]` (default 1).
+    #[arg(long)]
+    node_id: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +62,7 @@ fn run(arguments: Arguments) -> Result<(), String> {
         client_addr: arguments.client_addr,
         cores: arguments.cores,
         shards: arguments.shards,
+        node_id: arguments.node_id,
     };
     let config =
         Config::resolve(file, overrides, cpus.len() as u32).map_err(|error| error.to_string())?;

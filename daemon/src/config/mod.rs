@@ -1,9 +1,13 @@
 //! Node configuration: a TOML file and command-line flags; flags override the file.
 //!
 //! The embedded default (no file, no flags) is one node serving clients on
-//! 127.0.0.1:7400 with its data in `./quorder-data`, 8 shards over all cores.
+//! 127.0.0.1:7400 with its data in `./quorder-data`, 8 shards over all cores: a cluster of
+//! one node (id 1, region `local`) whose every shard is a Raft group of one mirror.
+
+pub mod cluster;
 
 use crate::limits::SHARDS_MAX;
+use cluster::{NodeEntry, NodeId, NodeInfo, RaftSection, RaftTiming, WanSection};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -56,6 +60,18 @@ pub struct FileConfig {
     pub cores: Option<u32>,
     /// Number of shards (fixed when the data directory is created).
     pub shards: Option<u32>,
+    /// This node's id (default 1).
+    pub node_id: Option<NodeId>,
+    /// Peer listener address (default: this node's `peer_addr` in `[[nodes]]`).
+    pub peer_addr: Option<String>,
+    /// Admin (HTTP) listener address.
+    pub admin_addr: Option<String>,
+    /// The cluster's nodes (default: this node alone).
+    pub nodes: Option<Vec<NodeEntry>>,
+    /// Raft timing.
+    pub raft: Option<RaftSection>,
+    /// Simulated inter-region delay (tests and benchmarks).
+    pub wan: Option<WanSection>,
 }
 
 /// Values given on the command line; each overrides the file.
@@ -69,7 +85,12 @@ pub struct Overrides {
     pub cores: Option<u32>,
     /// `--shards`.
     pub shards: Option<u32>,
+    /// `--node-id`.
+    pub node_id: Option<NodeId>,
 }
+
+/// Default admin listener.
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:7402";
 
 /// The validated configuration of a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +103,28 @@ pub struct Config {
     pub cores: u32,
     /// Number of shards.
     pub shards: u32,
+    /// This node.
+    pub node_id: NodeId,
+    /// Peer listener address (none in a one-node cluster without one).
+    pub peer_addr: Option<SocketAddr>,
+    /// Admin listener address.
+    pub admin_addr: SocketAddr,
+    /// Every node of the cluster, by id.
+    pub nodes: Vec<NodeInfo>,
+    /// Raft timing.
+    pub raft: RaftTiming,
+    /// Delay added to peer messages towards other regions (0: none).
+    pub wan_delay_ms: u64,
+}
+
+impl Config {
+    /// This node's entry.
+    pub fn this_node(&self) -> &NodeInfo {
+        self.nodes
+            .iter()
+            .find(|node| node.id == self.node_id)
+            .expect("validated: this node is listed")
+    }
 }
 
 impl FileConfig {
@@ -127,16 +170,13 @@ impl Config {
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
-        let client_addr_text = flags
-            .client_addr
-            .or(file.client_addr)
-            .unwrap_or_else(|| DEFAULT_CLIENT_ADDR.to_string());
-        let client_addr: SocketAddr = client_addr_text.parse().map_err(|_| {
-            invalid(
-                "client_addr",
-                format!("`{client_addr_text}` is not an IP:PORT address"),
-            )
-        })?;
+        let client_addr_override = flags.client_addr.or(file.client_addr);
+        let client_addr: Option<SocketAddr> = match &client_addr_override {
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid("client_addr", format!("`{text}` is not an IP:PORT address"))
+            })?),
+            None => None,
+        };
         let cores = flags.cores.or(file.cores).unwrap_or(available_cores);
         if cores == 0 || cores > available_cores {
             return Err(invalid(
@@ -151,11 +191,54 @@ impl Config {
                 format!("must be in 1..={SHARDS_MAX}, got {shards}"),
             ));
         }
+        let node_id = flags.node_id.or(file.node_id).unwrap_or(1);
+        let default_client_addr: SocketAddr = DEFAULT_CLIENT_ADDR
+            .parse()
+            .expect("the default client address parses");
+        let nodes = match &file.nodes {
+            Some(entries) => cluster::resolve_nodes(entries, node_id)?,
+            None => vec![NodeInfo {
+                id: node_id,
+                region: "local".to_string(),
+                client_addr: client_addr.unwrap_or(default_client_addr),
+                peer_addr: None,
+            }],
+        };
+        let this_node = nodes
+            .iter()
+            .find(|node| node.id == node_id)
+            .expect("resolve_nodes checks it");
+        // Listen where asked, else where the cluster map says clients find this node.
+        let client_addr = client_addr.unwrap_or(this_node.client_addr);
+        let peer_addr = match &file.peer_addr {
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid("peer_addr", format!("`{text}` is not an IP:PORT address"))
+            })?),
+            None => this_node.peer_addr,
+        };
+        let admin_text = file
+            .admin_addr
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ADMIN_ADDR.to_string());
+        let admin_addr = admin_text.parse().map_err(|_| {
+            invalid(
+                "admin_addr",
+                format!("`{admin_text}` is not an IP:PORT address"),
+            )
+        })?;
+        let raft = cluster::resolve_raft(file.raft)?;
+        let wan_delay_ms = file.wan.and_then(|wan| wan.delay_ms).unwrap_or(0);
         Ok(Config {
             data_dir,
             client_addr,
             cores,
             shards,
+            node_id,
+            peer_addr,
+            admin_addr,
+            nodes,
+            raft,
+            wan_delay_ms,
         })
     }
 }
@@ -169,6 +252,7 @@ fn invalid(key: &'static str, reason: impl Into<String>) -> ConfigError {
 
 #[cfg(test)]
 mod tests {
+    use super::cluster::RaftTiming;
     use super::*;
 
     fn resolve(text: &str, flags: Overrides) -> Result<Config, ConfigError> {
@@ -191,6 +275,51 @@ mod tests {
         };
         let config = resolve("shards = 16\ncores = 1\n", flags).expect("valid");
         assert_eq!((config.cores, config.shards), (1, 4));
+    }
+
+    #[test]
+    fn cluster_of_three() {
+        let text = "node_id = 2\n\
+            [[nodes]]\nid = 1\nregion = \"r1\"\nclient_addr = \"127.0.0.1:7400\"\npeer_addr = \"127.0.0.1:7401\"\n\
+            [[nodes]]\nid = 2\nregion = \"r2\"\nclient_addr = \"127.0.0.1:7410\"\npeer_addr = \"127.0.0.1:7411\"\n\
+            [[nodes]]\nid = 3\nregion = \"r3\"\nclient_addr = \"127.0.0.1:7420\"\npeer_addr = \"127.0.0.1:7421\"\n\
+            [raft]\nheartbeat_interval_ms = 50\n";
+        let config = resolve(text, Overrides::default()).expect("valid cluster");
+        assert_eq!(config.node_id, 2);
+        assert_eq!(config.client_addr.to_string(), "127.0.0.1:7410");
+        assert_eq!(
+            config.peer_addr.map(|addr| addr.to_string()).as_deref(),
+            Some("127.0.0.1:7411")
+        );
+        assert_eq!(config.nodes.len(), 3);
+        assert_eq!(
+            config.raft,
+            RaftTiming {
+                heartbeat_interval_ms: 50,
+                ..RaftTiming::default()
+            }
+        );
+        let missing = resolve(
+            &text.replace("node_id = 2", "node_id = 4"),
+            Overrides::default(),
+        );
+        assert!(missing
+            .expect_err("unknown node")
+            .to_string()
+            .contains("`node_id`"));
+        let twice = resolve(&text.replace("id = 3", "id = 1"), Overrides::default());
+        assert!(twice
+            .expect_err("duplicate")
+            .to_string()
+            .contains("`nodes.id`"));
+        let timing = resolve(
+            &format!("{text}election_timeout_min_ms = 60\n"),
+            Overrides::default(),
+        );
+        assert!(timing
+            .expect_err("timing")
+            .to_string()
+            .contains("`raft.election_timeout_min_ms`"));
     }
 
     #[test]
