@@ -54,6 +54,14 @@ fn receive(bytes: &[u8]) {
                 assert!(codec::decode_batch_reply(&frame.body).is_ok());
             }
         }
+        FrameKind::PeerHello => {
+            let _ = codec::decode_peer_hello(&frame.body);
+        }
+        FrameKind::PeerHelloReply => {
+            let _ = codec::decode_peer_hello_reply(&frame.body);
+        }
+        // Peer message bodies are validated by the daemon's peer module.
+        FrameKind::Peer => {}
     }
 }
 

@@ -83,3 +83,31 @@ pub fn to_operation(archived: &ArchivedOperation) -> Result<Operation, FrameErro
     rkyv::deserialize::<Operation, rancor::Error>(archived)
         .map_err(|error| invalid(FrameKind::Request, error))
 }
+
+/// Serializes a peer hello.
+pub fn encode_peer_hello(value: &crate::peer::PeerHello) -> Result<AlignedVec, EncodeError> {
+    rkyv::to_bytes::<rancor::Error>(value).map_err(|error| EncodeError(error.to_string()))
+}
+
+/// Serializes a peer hello reply.
+pub fn encode_peer_hello_reply(
+    value: &crate::peer::PeerHelloReply,
+) -> Result<AlignedVec, EncodeError> {
+    rkyv::to_bytes::<rancor::Error>(value).map_err(|error| EncodeError(error.to_string()))
+}
+
+/// Owned copy of a `PeerHello` body.
+pub fn decode_peer_hello(body: &[u8]) -> Result<crate::peer::PeerHello, FrameError> {
+    let archived = rkyv::access::<crate::peer::ArchivedPeerHello, rancor::Error>(body)
+        .map_err(|error| invalid(FrameKind::PeerHello, error))?;
+    rkyv::deserialize::<crate::peer::PeerHello, rancor::Error>(archived)
+        .map_err(|error| invalid(FrameKind::PeerHello, error))
+}
+
+/// Owned copy of a `PeerHelloReply` body.
+pub fn decode_peer_hello_reply(body: &[u8]) -> Result<crate::peer::PeerHelloReply, FrameError> {
+    let archived = rkyv::access::<crate::peer::ArchivedPeerHelloReply, rancor::Error>(body)
+        .map_err(|error| invalid(FrameKind::PeerHelloReply, error))?;
+    rkyv::deserialize::<crate::peer::PeerHelloReply, rancor::Error>(archived)
+        .map_err(|error| invalid(FrameKind::PeerHelloReply, error))
+}

@@ -38,6 +38,13 @@ pub enum FrameKind {
     BatchRequest = 3,
     /// Node → client: body is a `BatchReply`.
     BatchReply = 4,
+    /// Node → node, first frame of a peer connection: body is a `PeerHello`.
+    PeerHello = 16,
+    /// Node → node, answer to the hello: body is a `PeerHelloReply`.
+    PeerHelloReply = 17,
+    /// Node → node: body is a peer message of the node's internal protocol (Raft,
+    /// two-phase commit between shard primaries, status), same protocol version.
+    Peer = 18,
 }
 
 impl FrameKind {
@@ -48,6 +55,9 @@ impl FrameKind {
             2 => Some(FrameKind::Reply),
             3 => Some(FrameKind::BatchRequest),
             4 => Some(FrameKind::BatchReply),
+            16 => Some(FrameKind::PeerHello),
+            17 => Some(FrameKind::PeerHelloReply),
+            18 => Some(FrameKind::Peer),
             _ => None,
         }
     }

@@ -11,6 +11,8 @@ pub mod limits;
 // The archived twins that rkyv generates carry no docs of their own; the originals do.
 #[allow(missing_docs)]
 pub mod message;
+#[allow(missing_docs)]
+pub mod peer;
 pub mod shard;
 pub mod validate;
 

@@ -34,6 +34,7 @@ fn every_seed_is_a_valid_frame() {
             FrameKind::BatchReply => {
                 decode_batch_reply(&frame.body).expect("batch reply");
             }
+            other => panic!("{}: seed of unexpected kind {other:?}", path.display()),
         }
         kinds_seen.push(frame.header.kind as u8);
     }
