@@ -10,6 +10,7 @@ pub mod crashpoint;
 #[allow(missing_docs)]
 pub mod entry;
 pub mod ingress;
+pub mod peer;
 pub mod limits;
 pub mod raft;
 pub mod runtime;
