@@ -10,9 +10,10 @@ pub mod crashpoint;
 #[allow(missing_docs)]
 pub mod entry;
 pub mod ingress;
-pub mod peer;
 pub mod limits;
+pub mod peer;
 pub mod raft;
+pub mod recovery;
 pub mod runtime;
 pub mod shard;
 pub mod snapshot;
