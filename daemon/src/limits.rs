@@ -125,7 +125,8 @@ pub const RAFT_OUTBOX_MESSAGES_MAX: usize = 16_384;
 pub const RAFT_ELECTION_TICKS_MAX: u64 = 100_000;
 
 // One maximal entry fits an append, and one maximal append fits the in-flight window.
-const _: () = assert!(RAFT_ENTRY_PAYLOAD_BYTES_MAX + RAFT_ENTRY_OVERHEAD_BYTES <= RAFT_APPEND_BYTES_MAX);
+const _: () =
+    assert!(RAFT_ENTRY_PAYLOAD_BYTES_MAX + RAFT_ENTRY_OVERHEAD_BYTES <= RAFT_APPEND_BYTES_MAX);
 const _: () = assert!(RAFT_APPEND_BYTES_MAX <= RAFT_INFLIGHT_BYTES_MAX);
 // A snapshot chunk is never larger than an append, so one message bound covers both.
 const _: () = assert!(RAFT_SNAPSHOT_CHUNK_BYTES <= RAFT_APPEND_BYTES_MAX);

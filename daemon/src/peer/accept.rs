@@ -30,12 +30,20 @@ pub async fn read_frame<R: futures_lite::io::AsyncRead + Unpin>(
     reader: &mut R,
 ) -> Result<(Header, AlignedVec), String> {
     let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
-    reader.read_exact(&mut header_bytes).await.map_err(|error| format!("read: {error}"))?;
+    reader
+        .read_exact(&mut header_bytes)
+        .await
+        .map_err(|error| format!("read: {error}"))?;
     let header = Header::decode(&header_bytes).map_err(|error: FrameError| error.to_string())?;
     let mut body = AlignedVec::with_capacity(header.body_length as usize);
     body.resize(header.body_length as usize, 0);
-    reader.read_exact(&mut body).await.map_err(|error| format!("read: {error}"))?;
-    header.check_body(&body).map_err(|error| error.to_string())?;
+    reader
+        .read_exact(&mut body)
+        .await
+        .map_err(|error| format!("read: {error}"))?;
+    header
+        .check_body(&body)
+        .map_err(|error| error.to_string())?;
     Ok((header, body))
 }
 
@@ -51,13 +59,20 @@ pub async fn greet(stream: &mut TcpStream, shape: &LocalShape) -> Result<PeerHel
     let hello = decode_peer_hello(&body).map_err(|error| error.to_string())?;
     let refusal = check_hello(&hello, shape);
     let reply = match &refusal {
-        Some(reason) => PeerHelloReply::Refused { reason: reason.clone() },
-        None => PeerHelloReply::Accepted { node_id: shape.node_id },
+        Some(reason) => PeerHelloReply::Refused {
+            reason: reason.clone(),
+        },
+        None => PeerHelloReply::Accepted {
+            node_id: shape.node_id,
+        },
     };
     let body = encode_peer_hello_reply(&reply).map_err(|error| error.to_string())?;
     let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
     write_frame(&mut frame, FrameKind::PeerHelloReply, 0, &body);
-    stream.write_all(&frame).await.map_err(|error| format!("write: {error}"))?;
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|error| format!("write: {error}"))?;
     match refusal {
         Some(reason) => Err(format!("refused node {}: {reason}", hello.node_id)),
         None => Ok(hello),
@@ -67,16 +82,28 @@ pub async fn greet(stream: &mut TcpStream, shape: &LocalShape) -> Result<PeerHel
 /// Why a hello is refused, if it is.
 pub fn check_hello(hello: &PeerHello, shape: &LocalShape) -> Option<String> {
     if hello.to_node_id != shape.node_id {
-        return Some(format!("this is node {}, not node {}", shape.node_id, hello.to_node_id));
+        return Some(format!(
+            "this is node {}, not node {}",
+            shape.node_id, hello.to_node_id
+        ));
     }
     if hello.node_id == shape.node_id || !shape.members.contains(&hello.node_id) {
-        return Some(format!("node {} is not a peer in this node's cluster map", hello.node_id));
+        return Some(format!(
+            "node {} is not a peer in this node's cluster map",
+            hello.node_id
+        ));
     }
     if hello.cores != shape.cores {
-        return Some(format!("cores differ: this node runs {}, node {} runs {}", shape.cores, hello.node_id, hello.cores));
+        return Some(format!(
+            "cores differ: this node runs {}, node {} runs {}",
+            shape.cores, hello.node_id, hello.cores
+        ));
     }
     if hello.shards != shape.shards {
-        return Some(format!("shard counts differ: {} here, {} at node {}", shape.shards, hello.shards, hello.node_id));
+        return Some(format!(
+            "shard counts differ: {} here, {} at node {}",
+            shape.shards, hello.shards, hello.node_id
+        ));
     }
     if hello.core >= shape.cores {
         return Some(format!("core {} does not exist here", hello.core));
@@ -86,7 +113,11 @@ pub fn check_hello(hello: &PeerHello, shape: &LocalShape) -> Option<String> {
 
 /// Reads peer frames from an accepted, greeted connection and hands each body to
 /// `deliver` until the connection ends or sends a bad frame.
-pub async fn serve_peer_connection(stream: TcpStream, from: u64, mut deliver: impl FnMut(u64, AlignedVec)) {
+pub async fn serve_peer_connection(
+    stream: TcpStream,
+    from: u64,
+    mut deliver: impl FnMut(u64, AlignedVec),
+) {
     let mut reader = BufReader::with_capacity(PEER_READ_BUFFER_BYTES, stream);
     loop {
         match read_frame(&mut reader).await {
@@ -108,11 +139,22 @@ mod tests {
     use super::*;
 
     fn shape() -> LocalShape {
-        LocalShape { node_id: 2, cores: 2, shards: 8, members: vec![1, 2, 3] }
+        LocalShape {
+            node_id: 2,
+            cores: 2,
+            shards: 8,
+            members: vec![1, 2, 3],
+        }
     }
 
     fn hello() -> PeerHello {
-        PeerHello { node_id: 1, to_node_id: 2, core: 1, cores: 2, shards: 8 }
+        PeerHello {
+            node_id: 1,
+            to_node_id: 2,
+            core: 1,
+            cores: 2,
+            shards: 8,
+        }
     }
 
     #[test]
@@ -123,11 +165,41 @@ mod tests {
     #[test]
     fn refuses_mismatches_with_the_reason() {
         let cases = [
-            (PeerHello { to_node_id: 3, ..hello() }, "this is node 2"),
-            (PeerHello { node_id: 9, ..hello() }, "not a peer"),
-            (PeerHello { node_id: 2, ..hello() }, "not a peer"),
-            (PeerHello { cores: 1, ..hello() }, "cores differ"),
-            (PeerHello { shards: 16, ..hello() }, "shard counts differ"),
+            (
+                PeerHello {
+                    to_node_id: 3,
+                    ..hello()
+                },
+                "this is node 2",
+            ),
+            (
+                PeerHello {
+                    node_id: 9,
+                    ..hello()
+                },
+                "not a peer",
+            ),
+            (
+                PeerHello {
+                    node_id: 2,
+                    ..hello()
+                },
+                "not a peer",
+            ),
+            (
+                PeerHello {
+                    cores: 1,
+                    ..hello()
+                },
+                "cores differ",
+            ),
+            (
+                PeerHello {
+                    shards: 16,
+                    ..hello()
+                },
+                "shard counts differ",
+            ),
             (PeerHello { core: 2, ..hello() }, "core 2"),
         ];
         for (hello, expected) in cases {

@@ -8,7 +8,9 @@
 //! than `PEER_FRAME_STALE_MS` (the peer was unreachable) is dropped instead of sent: the
 //! protocols above re-send what still matters.
 
-use crate::limits::{PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PEER_FRAME_STALE_MS, PEER_WRITE_BATCH_BYTES};
+use crate::limits::{
+    PEER_BACKOFF_MAX_MS, PEER_BACKOFF_MIN_MS, PEER_FRAME_STALE_MS, PEER_WRITE_BATCH_BYTES,
+};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
@@ -82,23 +84,35 @@ async fn connect_and_greet(address: SocketAddr, hello: &PeerHello) -> Result<Tcp
     let body = encode_peer_hello(hello).map_err(|error| error.to_string())?;
     let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
     write_frame(&mut frame, FrameKind::PeerHello, 0, &body);
-    stream.write_all(&frame).await.map_err(|error| format!("send hello: {error}"))?;
+    stream
+        .write_all(&frame)
+        .await
+        .map_err(|error| format!("send hello: {error}"))?;
     let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
-    stream.read_exact(&mut header_bytes).await.map_err(|error| format!("read hello reply: {error}"))?;
+    stream
+        .read_exact(&mut header_bytes)
+        .await
+        .map_err(|error| format!("read hello reply: {error}"))?;
     let header = Header::decode(&header_bytes).map_err(|error| error.to_string())?;
     if header.kind != FrameKind::PeerHelloReply {
         return Err(format!("expected a hello reply, got {:?}", header.kind));
     }
     let mut body = vec![0u8; header.body_length as usize];
-    stream.read_exact(&mut body).await.map_err(|error| format!("read hello reply: {error}"))?;
-    header.check_body(&body).map_err(|error| error.to_string())?;
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|error| format!("read hello reply: {error}"))?;
+    header
+        .check_body(&body)
+        .map_err(|error| error.to_string())?;
     let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
     aligned.extend_from_slice(&body);
     match decode_peer_hello_reply(&aligned).map_err(|error| error.to_string())? {
         PeerHelloReply::Accepted { node_id } if node_id == hello.to_node_id => Ok(stream),
-        PeerHelloReply::Accepted { node_id } => {
-            Err(format!("reached node {node_id}, expected node {}", hello.to_node_id))
-        }
+        PeerHelloReply::Accepted { node_id } => Err(format!(
+            "reached node {node_id}, expected node {}",
+            hello.to_node_id
+        )),
         PeerHelloReply::Refused { reason } => {
             tracing::warn!(peer = hello.to_node_id, %address, reason, "peer refused the connection");
             Err(format!("refused: {reason}"))

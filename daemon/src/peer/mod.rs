@@ -37,18 +37,48 @@ pub struct PeerTransport {
 
 impl PeerTransport {
     /// Starts a link task towards every other node that has a peer address.
-    pub fn start(this: &NodeInfo, nodes: &[NodeInfo], core: u32, cores: u32, shards: u32, wan_delay_ms: u64) -> Rc<PeerTransport> {
+    pub fn start(
+        this: &NodeInfo,
+        nodes: &[NodeInfo],
+        core: u32,
+        cores: u32,
+        shards: u32,
+        wan_delay_ms: u64,
+    ) -> Rc<PeerTransport> {
         let mut links = BTreeMap::new();
         for node in nodes.iter().filter(|node| node.id != this.id) {
-            let Some(address) = node.peer_addr else { continue };
+            let Some(address) = node.peer_addr else {
+                continue;
+            };
             let (queue, receiver) = local_channel::new_bounded(PEER_QUEUE_FRAMES_MAX);
             let state = Rc::new(LinkState::default());
-            let hello = PeerHello { node_id: this.id, to_node_id: node.id, core, cores, shards };
-            glommio::spawn_local(link::run_link(address, hello, receiver, Rc::clone(&state))).detach();
-            let delay = if node.region == this.region { 0 } else { wan_delay_ms };
-            links.insert(node.id, Link { queue, state, delay: Duration::from_millis(delay) });
+            let hello = PeerHello {
+                node_id: this.id,
+                to_node_id: node.id,
+                core,
+                cores,
+                shards,
+            };
+            glommio::spawn_local(link::run_link(address, hello, receiver, Rc::clone(&state)))
+                .detach();
+            let delay = if node.region == this.region {
+                0
+            } else {
+                wan_delay_ms
+            };
+            links.insert(
+                node.id,
+                Link {
+                    queue,
+                    state,
+                    delay: Duration::from_millis(delay),
+                },
+            );
         }
-        Rc::new(PeerTransport { links, frames_dropped: Cell::new(0) })
+        Rc::new(PeerTransport {
+            links,
+            frames_dropped: Cell::new(0),
+        })
     }
 
     /// Frames `body` as a peer frame and queues it for `to`. Never waits: a full queue
@@ -61,18 +91,33 @@ impl PeerTransport {
         let mut bytes = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
         write_frame(&mut bytes, FrameKind::Peer, 0, body);
         let queued = Instant::now();
-        if link.queue.try_send(QueuedFrame { due: queued + link.delay, queued, bytes }).is_err() {
+        if link
+            .queue
+            .try_send(QueuedFrame {
+                due: queued + link.delay,
+                queued,
+                bytes,
+            })
+            .is_err()
+        {
             self.frames_dropped.set(self.frames_dropped.get() + 1);
         }
     }
 
     /// True if a greeted connection to `node` is up.
     pub fn is_connected(&self, node: NodeId) -> bool {
-        self.links.get(&node).is_some_and(|link| link.state.connected.get())
+        self.links
+            .get(&node)
+            .is_some_and(|link| link.state.connected.get())
     }
 
     /// Frames dropped (queue full, unknown node, stale).
     pub fn frames_dropped(&self) -> u64 {
-        self.frames_dropped.get() + self.links.values().map(|link| link.state.frames_stale.get()).sum::<u64>()
+        self.frames_dropped.get()
+            + self
+                .links
+                .values()
+                .map(|link| link.state.frames_stale.get())
+                .sum::<u64>()
     }
 }
