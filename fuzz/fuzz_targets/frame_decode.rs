@@ -60,6 +60,12 @@ fn receive(bytes: &[u8]) {
         FrameKind::PeerHelloReply => {
             let _ = codec::decode_peer_hello_reply(&frame.body);
         }
+        FrameKind::StatusRequest => {
+            let _ = codec::decode_status_request(&frame.body);
+        }
+        FrameKind::StatusReply => {
+            let _ = codec::decode_cluster_status(&frame.body);
+        }
         // Peer message bodies are validated by the daemon's peer module.
         FrameKind::Peer => {}
     }

@@ -111,3 +111,33 @@ pub fn decode_peer_hello_reply(body: &[u8]) -> Result<crate::peer::PeerHelloRepl
     rkyv::deserialize::<crate::peer::PeerHelloReply, rancor::Error>(archived)
         .map_err(|error| invalid(FrameKind::PeerHelloReply, error))
 }
+
+/// Serializes a status request.
+pub fn encode_status_request(
+    value: &crate::status::StatusRequest,
+) -> Result<AlignedVec, EncodeError> {
+    rkyv::to_bytes::<rancor::Error>(value).map_err(|error| EncodeError(error.to_string()))
+}
+
+/// Serializes a cluster status.
+pub fn encode_cluster_status(
+    value: &crate::status::ClusterStatus,
+) -> Result<AlignedVec, EncodeError> {
+    rkyv::to_bytes::<rancor::Error>(value).map_err(|error| EncodeError(error.to_string()))
+}
+
+/// Owned copy of a `StatusRequest` body.
+pub fn decode_status_request(body: &[u8]) -> Result<crate::status::StatusRequest, FrameError> {
+    let archived = rkyv::access::<crate::status::ArchivedStatusRequest, rancor::Error>(body)
+        .map_err(|error| invalid(FrameKind::StatusRequest, error))?;
+    rkyv::deserialize::<crate::status::StatusRequest, rancor::Error>(archived)
+        .map_err(|error| invalid(FrameKind::StatusRequest, error))
+}
+
+/// Owned copy of a `ClusterStatus` body.
+pub fn decode_cluster_status(body: &[u8]) -> Result<crate::status::ClusterStatus, FrameError> {
+    let archived = rkyv::access::<crate::status::ArchivedClusterStatus, rancor::Error>(body)
+        .map_err(|error| invalid(FrameKind::StatusReply, error))?;
+    rkyv::deserialize::<crate::status::ClusterStatus, rancor::Error>(archived)
+        .map_err(|error| invalid(FrameKind::StatusReply, error))
+}

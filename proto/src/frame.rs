@@ -38,6 +38,10 @@ pub enum FrameKind {
     BatchRequest = 3,
     /// Node → client: body is a `BatchReply`.
     BatchReply = 4,
+    /// Client → node: body is a `StatusRequest`.
+    StatusRequest = 5,
+    /// Node → client: body is a `ClusterStatus`.
+    StatusReply = 6,
     /// Node → node, first frame of a peer connection: body is a `PeerHello`.
     PeerHello = 16,
     /// Node → node, answer to the hello: body is a `PeerHelloReply`.
@@ -55,6 +59,8 @@ impl FrameKind {
             2 => Some(FrameKind::Reply),
             3 => Some(FrameKind::BatchRequest),
             4 => Some(FrameKind::BatchReply),
+            5 => Some(FrameKind::StatusRequest),
+            6 => Some(FrameKind::StatusReply),
             16 => Some(FrameKind::PeerHello),
             17 => Some(FrameKind::PeerHelloReply),
             18 => Some(FrameKind::Peer),

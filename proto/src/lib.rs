@@ -14,6 +14,8 @@ pub mod message;
 #[allow(missing_docs)]
 pub mod peer;
 pub mod shard;
+#[allow(missing_docs)]
+pub mod status;
 pub mod validate;
 
 pub use frame::{FrameError, FrameKind, Header, PROTOCOL_VERSION};

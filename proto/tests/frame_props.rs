@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use proptest::test_runner::RngSeed;
 use quorder_proto::codec::{
     access_batch, access_batch_reply, access_operation, access_reply, decode_batch_reply,
-    decode_peer_hello, decode_peer_hello_reply, decode_reply, encode_batch, encode_batch_reply,
-    encode_operation, encode_reply, to_operation,
+    decode_cluster_status, decode_peer_hello, decode_peer_hello_reply, decode_reply,
+    decode_status_request, encode_batch, encode_batch_reply, encode_operation, encode_reply,
+    to_operation,
 };
 use quorder_proto::frame::{crc32, decode_frame, write_frame, Header, MAGIC};
 use quorder_proto::limits::{FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
@@ -287,6 +288,12 @@ fn receive_body(kind: FrameKind, body: &[u8]) -> Result<(), FrameError> {
         FrameKind::PeerHelloReply => {
             decode_peer_hello_reply(body)?;
         }
+        FrameKind::StatusRequest => {
+            decode_status_request(body)?;
+        }
+        FrameKind::StatusReply => {
+            decode_cluster_status(body)?;
+        }
         // Peer bodies are the node's internal protocol, validated by the daemon.
         FrameKind::Peer => {}
     }
@@ -515,7 +522,7 @@ proptest! {
 
     #[test]
     fn unknown_kinds_are_refused(
-        kind in prop_oneof![Just(0u8), 5u8..=15, 19u8..=255],
+        kind in prop_oneof![Just(0u8), 7u8..=15, 19u8..=255],
     ) {
         let header = RawHeader { kind, ..RawHeader::valid(4) }.encode();
         prop_assert_eq!(Header::decode(&header), Err(FrameError::UnknownKind { got: kind }));
