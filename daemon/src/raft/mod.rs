@@ -128,3 +128,25 @@ mod tests {
         assert_eq!(group.propose(), Ok(EntryId { term: 4, index: 91 }));
     }
 }
+
+// The consensus core of M2 (full Raft per shard); `Group` above gives way to `RaftNode`.
+pub mod config;
+mod election;
+pub mod error;
+mod follower;
+pub mod log;
+pub mod message;
+pub mod node;
+mod outbox;
+pub mod progress;
+mod random;
+pub mod read_index;
+pub mod ready;
+mod replication;
+mod snapshot_transfer;
+pub mod state;
+#[cfg(test)]
+mod node_tests;
+// rkyv's archived twins carry no docs of their own; the originals do.
+#[allow(missing_docs)]
+pub mod wire;
