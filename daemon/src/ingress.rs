@@ -18,7 +18,9 @@ use quorder_proto::codec::{
     to_operation,
 };
 use quorder_proto::frame::{write_frame, FrameError, FrameKind, Header};
-use quorder_proto::limits::{BATCH_OPERATIONS_MAX, CONNECTION_IN_FLIGHT_MAX, FRAME_HEADER_BYTES};
+use quorder_proto::limits::{
+    BATCH_OPERATIONS_MAX, CONNECTION_IN_FLIGHT_MAX, FRAME_HEADER_BYTES, REQUEST_BODY_BYTES_MAX,
+};
 use quorder_proto::validate::validate_operation;
 use quorder_proto::{BatchReply, ErrorReply, Reply, PROTOCOL_VERSION};
 use rkyv::util::AlignedVec;
@@ -50,6 +52,10 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
                 break;
             }
         };
+        if let Err(error) = check_client_header(&header) {
+            send_frame_error(&frames, header.request_id, &error).await;
+            break;
+        }
         let mut body = AlignedVec::with_capacity(header.body_length as usize);
         body.resize(header.body_length as usize, 0);
         if reader.read_exact(&mut body).await.is_err() {
@@ -85,6 +91,20 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
     }
     drop(frames);
     writer.await;
+}
+
+/// Refuses, before the body is read, kinds a client may not send and single-operation
+/// bodies larger than any valid operation (they would become oversized log entries).
+fn check_client_header(header: &Header) -> Result<(), FrameError> {
+    match header.kind {
+        FrameKind::Request if header.body_length as usize > REQUEST_BODY_BYTES_MAX => {
+            Err(FrameError::BodyTooLarge {
+                length: header.body_length,
+            })
+        }
+        FrameKind::Request | FrameKind::BatchRequest => Ok(()),
+        kind => Err(FrameError::UnexpectedKind { kind }),
+    }
 }
 
 type FrameTask = std::pin::Pin<Box<dyn std::future::Future<Output = Vec<u8>>>>;

@@ -160,3 +160,6 @@ pub const PEER_FRAME_STALE_MS: u64 = 5_000;
 
 // A delayed (WAN) frame must not count as stale before it may leave.
 const _: () = assert!(PEER_FRAME_STALE_MS > 4 * PEER_BACKOFF_MAX_MS);
+
+// Every Raft message fits one peer frame.
+const _: () = assert!(RAFT_MESSAGE_BYTES_MAX <= quorder_proto::limits::PEER_FRAME_BODY_BYTES_MAX);

@@ -6,7 +6,7 @@
 //!  4     1    version      PROTOCOL_VERSION
 //!  5     1    kind         FrameKind
 //!  6     2    flags        must be 0
-//!  8     4    body_length  bytes of body, <= FRAME_BODY_BYTES_MAX
+//!  8     4    body_length  bytes of body, <= FRAME_BODY_BYTES_MAX (PEER_FRAME_BODY_BYTES_MAX for `Peer`)
 //! 12     4    body_crc     CRC-32 (IEEE) of the body
 //! 16     8    request_id   chosen by the requester, echoed in the reply
 //! 24     4    reserved     must be 0
@@ -17,7 +17,7 @@
 //! version, kind, flags, length; the body CRC is checked before the body is validated as
 //! an archive, and the archive is validated before it is read.
 
-use crate::limits::{FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
+use crate::limits::{FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES, PEER_FRAME_BODY_BYTES_MAX};
 use rkyv::util::AlignedVec;
 
 /// The four magic bytes that open every frame.
@@ -52,6 +52,15 @@ pub enum FrameKind {
 }
 
 impl FrameKind {
+    /// Largest body a frame of this kind may carry: node-to-node replication frames carry
+    /// batches of entries and so get a larger bound than client frames.
+    pub fn body_bytes_max(self) -> usize {
+        match self {
+            FrameKind::Peer => PEER_FRAME_BODY_BYTES_MAX,
+            _ => FRAME_BODY_BYTES_MAX,
+        }
+    }
+
     /// Kind for a wire byte, if known.
     pub fn from_byte(byte: u8) -> Option<FrameKind> {
         match byte {
@@ -116,7 +125,7 @@ pub enum FrameError {
         reserved: u32,
     },
     /// The announced body is larger than the limit.
-    #[error("body of {length} bytes exceeds the limit of {FRAME_BODY_BYTES_MAX}")]
+    #[error("body of {length} bytes exceeds the limit for its kind ({FRAME_BODY_BYTES_MAX}, peers {PEER_FRAME_BODY_BYTES_MAX})")]
     BodyTooLarge {
         /// Announced length.
         length: u32,
@@ -167,7 +176,7 @@ impl Header {
     /// Header for `body`.
     pub fn for_body(kind: FrameKind, request_id: u64, body: &[u8]) -> Header {
         assert!(
-            body.len() <= FRAME_BODY_BYTES_MAX,
+            body.len() <= kind.body_bytes_max(),
             "frame body over the limit"
         );
         Header {
@@ -225,7 +234,7 @@ impl Header {
             return Err(FrameError::ReservedBitsSet { flags, reserved });
         }
         let body_length = read_u32(bytes, 8);
-        if body_length as usize > FRAME_BODY_BYTES_MAX {
+        if body_length as usize > kind.body_bytes_max() {
             return Err(FrameError::BodyTooLarge {
                 length: body_length,
             });

@@ -10,6 +10,10 @@ pub const FRAME_HEADER_BYTES: usize = 32;
 /// a single body byte is read, so a peer cannot make us allocate more than this.
 pub const FRAME_BODY_BYTES_MAX: usize = 1024 * 1024;
 
+/// Largest body of a node-to-node `Peer` frame (batches of replicated entries, snapshot
+/// chunks). Only a node that completed the peer hello may send one.
+pub const PEER_FRAME_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+
 /// Most lines in one order.
 pub const ORDER_LINES_MAX: usize = 64;
 
@@ -43,6 +47,10 @@ pub const OPERATION_BYTES_MAX: usize = 128 + ORDER_LINES_MAX * 24 + PAYMENT_TOKE
 /// with its longest text.
 pub const REPLY_BYTES_MAX: usize = 256 + ORDER_LINES_MAX * 32 + 2 * ERROR_TEXT_BYTES_MAX;
 
+/// Largest body of a single-operation `Request` frame: generous room over the largest
+/// valid operation. Larger ones are refused before they are read.
+pub const REQUEST_BODY_BYTES_MAX: usize = 4 * OPERATION_BYTES_MAX;
+
 // A total price can never overflow a u64.
 const _: () = assert!(
     (ORDER_LINES_MAX as u128) * (LINE_QUANTITY_MAX as u128) * (PRICE_CENTS_MAX as u128)
@@ -52,9 +60,13 @@ const _: () = assert!(
 const _: () = assert!((STOCK_MAX as u128) * 4 < u64::MAX as u128);
 // A full batch of maximal operations fits in one frame.
 const _: () = assert!(BATCH_OPERATIONS_MAX * OPERATION_BYTES_MAX * 2 <= FRAME_BODY_BYTES_MAX);
+// A request body fits in a frame.
+const _: () = assert!(REQUEST_BODY_BYTES_MAX <= FRAME_BODY_BYTES_MAX);
 // The replies to a full batch fit in one frame too.
 const _: () = assert!(BATCH_OPERATIONS_MAX * REPLY_BYTES_MAX <= FRAME_BODY_BYTES_MAX);
-// The body length travels as a u32.
+// The body length travels as a u32, for peers too.
+const _: () = assert!(PEER_FRAME_BODY_BYTES_MAX < u32::MAX as usize);
+const _: () = assert!(FRAME_BODY_BYTES_MAX <= PEER_FRAME_BODY_BYTES_MAX);
 const _: () = assert!(FRAME_BODY_BYTES_MAX < u32::MAX as usize);
 // A single order line cannot exceed the stock an item may hold.
 const _: () = assert!(LINE_QUANTITY_MAX <= STOCK_MAX);
