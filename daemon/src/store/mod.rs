@@ -9,22 +9,40 @@
 //! Stock moves between three buckets per SKU: `available` → `reserved` (prepare of a
 //! cross-shard order) → `sold` (commit), or back to `available` (abort, cancel). Only
 //! `PutItem` and `Restock` change the sum (invariant 3, asserted after every change).
+//!
+//! The records live in `records::Records`, which every write goes through and which keeps
+//! a digest of them up to date in O(1) per changed record (`digest.rs`): mirrors compare
+//! digests taken at the same applied index to detect divergence (DESIGN.md §8,
+//! invariant 7), and a snapshot carries the digest and is checked against it on load.
 
+mod digest;
 mod order;
 mod participant;
+mod records;
 
 use crate::entry::{access_command, ArchivedCommand, Command, EntryKind};
 use crate::txn::message::{ParticipantReply, ParticipantRequest};
 use quorder_proto::codec::access_operation;
 use quorder_proto::limits::STOCK_MAX;
 use quorder_proto::{ArchivedOperation, ErrorReply, Item, Order, Reply};
+use records::Records;
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use rkyv::{Archive, Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 pub use order::{CoordinatorTxn, OrderRecord, TxnPhase};
 pub use participant::Participation;
+
+/// A shard's digest and the applied index it was taken at: what mirrors exchange to
+/// compare their state (DESIGN.md §8). Digests are comparable only at equal indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppliedDigest {
+    /// Index of the last applied entry.
+    pub applied_index: u64,
+    /// [`Store::digest`] after applying it.
+    pub digest: u64,
+}
 
 /// What applying one entry produced.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -60,10 +78,11 @@ pub enum Effect {
 pub struct Store {
     shard: u32,
     shard_count: u32,
-    items: BTreeMap<u64, Item>,
-    orders: BTreeMap<u128, OrderRecord>,
-    participations: BTreeMap<u128, Participation>,
-    /// Orders coordinated here whose transaction is not complete (to re-drive them).
+    /// Items, orders, participations and their running digest; written only through
+    /// `Records`' methods so that the digest follows every change.
+    records: Records,
+    /// Orders coordinated here whose transaction is not complete (to re-drive them). An
+    /// index derivable from the orders (phase not `Complete`), so not in the digest.
     open_transactions: BTreeSet<u128>,
     applied_index: u64,
     applied_term: u64,
@@ -86,9 +105,7 @@ impl Store {
         Store {
             shard,
             shard_count,
-            items: BTreeMap::new(),
-            orders: BTreeMap::new(),
-            participations: BTreeMap::new(),
+            records: Records::default(),
             open_transactions: BTreeSet::new(),
             applied_index: 0,
             applied_term: 0,
@@ -194,12 +211,12 @@ impl Store {
     /// Answers a read (`GetItem`, `GetOrder`, `Ping`) from applied state.
     pub fn read(&self, operation: &ArchivedOperation) -> Reply {
         match operation {
-            ArchivedOperation::GetItem { sku } => match self.items.get(&sku.to_native()) {
+            ArchivedOperation::GetItem { sku } => match self.records.item(sku.to_native()) {
                 Some(item) => Reply::Item(*item),
                 None => Reply::Error(ErrorReply::NotFound),
             },
             ArchivedOperation::GetOrder { order_id } => {
-                match self.orders.get(&order_id.to_native()) {
+                match self.records.order(order_id.to_native()) {
                     Some(record) => Reply::Order(record.order.clone()),
                     None => Reply::Error(ErrorReply::NotFound),
                 }
@@ -221,7 +238,7 @@ impl Store {
         price_cents: u64,
         expected_version: Option<u64>,
     ) -> Reply {
-        let current = self.items.get(&sku).copied().unwrap_or(Item {
+        let current = self.records.item(sku).copied().unwrap_or(Item {
             sku,
             ..Item::default()
         });
@@ -247,83 +264,153 @@ impl Store {
             version: current.version + 1,
             ..current
         };
-        self.items.insert(sku, item);
+        self.records.put_item(item);
         Reply::Item(item)
     }
 
     fn restock(&mut self, sku: u64, quantity: u64) -> Reply {
-        let Some(item) = self.items.get_mut(&sku) else {
+        let Some(current) = self.records.item(sku).copied() else {
             return Reply::Error(ErrorReply::NotFound);
         };
-        if item_total(item).saturating_add(quantity) > STOCK_MAX {
+        if item_total(&current).saturating_add(quantity) > STOCK_MAX {
             return Reply::Error(ErrorReply::Invalid {
                 field: "quantity".to_string(),
                 reason: format!("available + reserved + sold would exceed {STOCK_MAX}"),
             });
         }
-        item.available += quantity;
-        item.version += 1;
-        Reply::Item(*item)
+        let item = Item {
+            available: current.available + quantity,
+            version: current.version + 1,
+            ..current
+        };
+        self.records.put_item(item);
+        Reply::Item(item)
     }
 
     /// Item by SKU.
     pub fn item(&self, sku: u64) -> Option<&Item> {
-        self.items.get(&sku)
+        self.records.item(sku)
     }
 
     /// All items in SKU order.
     pub fn items(&self) -> impl Iterator<Item = &Item> {
-        self.items.values()
+        self.records.items()
     }
 
     /// Order coordinated here, by id.
     pub fn order(&self, order_id: u128) -> Option<&Order> {
-        self.orders.get(&order_id).map(|record| &record.order)
+        self.records.order(order_id).map(|record| &record.order)
     }
 
     /// Number of orders coordinated here.
     pub fn order_count(&self) -> usize {
-        self.orders.len()
+        self.records.order_count()
     }
 
     /// Orders coordinated here whose transaction still needs driving.
     pub fn open_transactions(&self) -> impl Iterator<Item = &OrderRecord> {
         self.open_transactions
             .iter()
-            .filter_map(|order_id| self.orders.get(order_id))
+            .filter_map(|order_id| self.records.order(*order_id))
     }
 
     /// Participation of this shard in an order coordinated elsewhere.
     pub fn participation(&self, order_id: u128) -> Option<&Participation> {
-        self.participations.get(&order_id)
+        self.records.participation(order_id)
     }
 
-    /// Serializes the whole store for a snapshot.
+    /// Digest of the shard's records (DESIGN.md §8): items, orders with their transaction
+    /// records, and participations. Equal records give equal digests whatever the order
+    /// they were written in; a change of any field of any record changes it (with
+    /// probability 1 − 2⁻⁶⁴). Kept up to date by every write, so this is O(1).
+    ///
+    /// Not covered: the applied index and term (mirrors compare digests taken at the same
+    /// index, see [`Store::digest_at`]), the shard and shard count (fixed per store), and
+    /// the open-transaction set (derived from the orders' phases).
+    pub fn digest(&self) -> u64 {
+        self.records.digest()
+    }
+
+    /// The digest with the applied index it belongs to, as mirrors exchange it. The index
+    /// is kept beside the digest rather than hashed into it, so that a comparison can tell
+    /// "not comparable yet" (different indexes) from "diverged" (same index, different
+    /// digests).
+    pub fn digest_at(&self) -> AppliedDigest {
+        AppliedDigest {
+            applied_index: self.applied_index,
+            digest: self.digest(),
+        }
+    }
+
+    /// The digest recomputed from every record, O(n): for audits and tests, which compare
+    /// it with [`Store::digest`] to check the incremental bookkeeping.
+    pub fn recompute_digest(&self) -> u64 {
+        self.records.recompute_digest()
+    }
+
+    /// Serializes the whole store for a snapshot. The archive carries the digest.
     pub fn to_snapshot(&self) -> AlignedVec {
         rkyv::to_bytes::<rancor::Error>(self).expect("store serialization cannot fail")
     }
 
     /// Loads a store from a snapshot body (checksummed by the snapshot file).
+    ///
+    /// The archived digest is checked against one recomputed from the loaded records, and
+    /// the open-transaction set against the orders: a snapshot that was written wrongly or
+    /// damaged in a way its checksum missed is refused instead of served. Cost: one hash
+    /// per record, on top of the O(n) deserialization.
     pub fn from_snapshot(shard: u32, body: &[u8]) -> Result<Store, SnapshotDecodeError> {
-        let fail = |error: rancor::Error| SnapshotDecodeError {
-            shard,
-            reason: error.to_string(),
-        };
-        let archived = rkyv::access::<ArchivedStore, rancor::Error>(body).map_err(fail)?;
-        let store = rkyv::deserialize::<Store, rancor::Error>(archived).map_err(fail)?;
+        let fail = |reason: String| SnapshotDecodeError { shard, reason };
+        let archived = rkyv::access::<ArchivedStore, rancor::Error>(body)
+            .map_err(|error| fail(error.to_string()))?;
+        let store = rkyv::deserialize::<Store, rancor::Error>(archived)
+            .map_err(|error| fail(error.to_string()))?;
         if store.shard != shard {
-            return Err(SnapshotDecodeError {
-                shard,
-                reason: format!("it holds shard {}", store.shard),
-            });
+            return Err(fail(format!("it holds shard {}", store.shard)));
         }
+        store.check_loaded().map_err(fail)?;
         Ok(store)
     }
 
-    fn item_mut(&mut self, sku: u64) -> &mut Item {
-        self.items
-            .get_mut(&sku)
-            .expect("a reserved or sold line names an existing item")
+    fn check_loaded(&self) -> Result<(), String> {
+        let stored = self.records.digest();
+        let recomputed = self.records.recompute_digest();
+        if stored != recomputed {
+            return Err(format!(
+                "digest mismatch: archived {stored:#018x}, records hash to {recomputed:#018x}"
+            ));
+        }
+        if self.records.derive_open_transactions() != self.open_transactions {
+            return Err("its open transactions do not match its orders".to_string());
+        }
+        Ok(())
+    }
+
+    /// Moves stock of an existing item between buckets (invariant 3) and returns the
+    /// item as it is now.
+    fn move_stock(&mut self, sku: u64, from: Bucket, to: Bucket, quantity: u64) -> Item {
+        let moved = self.records.update_item(sku, |item| {
+            move_item_stock(item, from, to, quantity);
+            *item
+        });
+        moved.expect("a reserved or sold line names an existing item")
+    }
+
+    /// Runs `change` on the order's record with the store at hand (to move stock), then
+    /// puts the record back: the one path by which an existing order changes.
+    fn update_order<R>(
+        &mut self,
+        order_id: u128,
+        change: impl FnOnce(&mut Store, &mut OrderRecord) -> R,
+    ) -> Option<R> {
+        let mut record = self.records.take_order(order_id)?;
+        let result = change(self, &mut record);
+        assert_eq!(
+            record.order.order_id, order_id,
+            "an order update changed the key"
+        );
+        self.records.insert_order(record);
+        Some(result)
     }
 }
 
@@ -332,7 +419,7 @@ fn item_total(item: &Item) -> u64 {
 }
 
 /// Moves `quantity` units of `item` between buckets, keeping the total (invariant 3).
-fn move_stock(item: &mut Item, from: Bucket, to: Bucket, quantity: u64) {
+fn move_item_stock(item: &mut Item, from: Bucket, to: Bucket, quantity: u64) {
     let total_before = item_total(item);
     let source = bucket(item, from);
     assert!(

@@ -1,7 +1,7 @@
 //! Orders coordinated by this shard: the one-step path for single-shard orders and the
 //! coordinator side of two-phase commit for orders whose lines span shards.
 
-use super::{move_stock, Applied, Bucket, Effect, Store};
+use super::{Applied, Bucket, Effect, Store};
 use crate::entry::Decision;
 use crate::txn::message::{LinePrice, ParticipantAction, ParticipantRequest};
 use quorder_proto::shard::shard_of_sku;
@@ -76,7 +76,7 @@ impl OrderRecord {
 impl Store {
     pub(super) fn place_order(&mut self, place: &ArchivedPlaceOrder, timestamp_ms: u64) -> Applied {
         let order_id = place.order_id.to_native();
-        if let Some(existing) = self.orders.get(&order_id) {
+        if let Some(existing) = self.records.order(order_id) {
             // Idempotent: the same id always yields the first outcome. A preparing order
             // is answered when it settles.
             let reply = match existing.order.status {
@@ -130,6 +130,12 @@ impl Store {
             order.status = OrderStatus::Committed;
             return self.record_settled(order, None);
         }
+        self.start_transaction(order, &remote)
+    }
+
+    /// Reserves the local lines of a cross-shard order and asks the shards of the
+    /// `remote` lines to prepare; the client is answered when the decision applies.
+    fn start_transaction(&mut self, mut order: Order, remote: &[OrderLine]) -> Applied {
         self.reserve_local_lines(&mut order);
         let mut participants: Vec<u32> = remote
             .iter()
@@ -137,6 +143,7 @@ impl Store {
             .collect();
         participants.sort_unstable();
         participants.dedup();
+        let order_id = order.order_id;
         let record = OrderRecord {
             order,
             txn: Some(CoordinatorTxn {
@@ -146,7 +153,7 @@ impl Store {
         };
         let effects = self.requests_for(&record);
         self.open_transactions.insert(order_id);
-        self.orders.insert(order_id, record);
+        self.records.insert_order(record);
         Applied {
             reply: None,
             effects,
@@ -157,7 +164,7 @@ impl Store {
     /// line gives the reason.
     pub(super) fn check_lines(&self, lines: &[OrderLine]) -> Result<(), RejectReason> {
         for line in lines {
-            match self.items.get(&line.sku) {
+            match self.records.item(line.sku) {
                 None => return Err(RejectReason::UnknownSku { sku: line.sku }),
                 Some(item) if item.available < line.quantity => {
                     return Err(RejectReason::InsufficientStock {
@@ -183,8 +190,7 @@ impl Store {
     fn sell_local_lines(&mut self, order: &mut Order, from: Bucket) {
         for position in self.local_line_positions(order) {
             let line = &mut order.lines[position];
-            let item = self.item_mut(line.sku);
-            move_stock(item, from, Bucket::Sold, line.quantity);
+            let item = self.move_stock(line.sku, from, Bucket::Sold, line.quantity);
             line.unit_price_cents = item.price_cents;
         }
         order.total_cents = order
@@ -197,8 +203,8 @@ impl Store {
     fn reserve_local_lines(&mut self, order: &mut Order) {
         for position in self.local_line_positions(order) {
             let line = &mut order.lines[position];
-            let item = self.item_mut(line.sku);
-            move_stock(item, Bucket::Available, Bucket::Reserved, line.quantity);
+            let item =
+                self.move_stock(line.sku, Bucket::Available, Bucket::Reserved, line.quantity);
             line.unit_price_cents = item.price_cents;
         }
     }
@@ -206,12 +212,7 @@ impl Store {
     fn release_local_lines(&mut self, order: &Order, from: Bucket) {
         for position in self.local_line_positions(order) {
             let line = order.lines[position];
-            move_stock(
-                self.item_mut(line.sku),
-                from,
-                Bucket::Available,
-                line.quantity,
-            );
+            self.move_stock(line.sku, from, Bucket::Available, line.quantity);
         }
     }
 
@@ -226,8 +227,7 @@ impl Store {
 
     fn record_settled(&mut self, order: Order, txn: Option<CoordinatorTxn>) -> Applied {
         let reply = Reply::Order(order.clone());
-        self.orders
-            .insert(order.order_id, OrderRecord { order, txn });
+        self.records.insert_order(OrderRecord { order, txn });
         Applied {
             reply: Some(reply),
             effects: Vec::new(),
@@ -259,14 +259,24 @@ impl Store {
         decision: Decision,
         timestamp_ms: u64,
     ) -> Applied {
-        let Some(mut record) = self.orders.remove(&order_id) else {
+        let decided = self.update_order(order_id, |store, record| {
+            store.decide(record, decision, timestamp_ms)
+        });
+        decided.unwrap_or_else(|| {
             tracing::error!(shard = self.shard, "decision for an unknown order; ignored");
-            return Applied::default();
-        };
+            Applied::default()
+        })
+    }
+
+    fn decide(
+        &mut self,
+        record: &mut OrderRecord,
+        decision: Decision,
+        timestamp_ms: u64,
+    ) -> Applied {
         let phase = record.txn.as_ref().map(|txn| txn.phase);
         if phase != Some(TxnPhase::Preparing) {
             // A duplicate decision (a re-proposal after a leader change) changes nothing.
-            self.orders.insert(order_id, record);
             return Applied::default();
         }
         let next_phase = match decision {
@@ -287,9 +297,10 @@ impl Store {
         if let Some(txn) = record.txn.as_mut() {
             txn.phase = next_phase;
         }
-        let mut effects = self.requests_for(&record);
-        effects.push(Effect::OrderSettled { order_id });
-        self.orders.insert(order_id, record);
+        let mut effects = self.requests_for(record);
+        effects.push(Effect::OrderSettled {
+            order_id: record.order.order_id,
+        });
         Applied {
             reply: None,
             effects,
@@ -315,13 +326,21 @@ impl Store {
         expected_version: Option<u64>,
         timestamp_ms: u64,
     ) -> Applied {
-        let reply = |reply| Applied {
-            reply: Some(reply),
+        let cancelled = self.update_order(order_id, |store, record| {
+            store.cancel(record, expected_version, timestamp_ms)
+        });
+        cancelled.unwrap_or_else(|| Applied {
+            reply: Some(Reply::Error(ErrorReply::NotFound)),
             effects: Vec::new(),
-        };
-        let Some(mut record) = self.orders.remove(&order_id) else {
-            return reply(Reply::Error(ErrorReply::NotFound));
-        };
+        })
+    }
+
+    fn cancel(
+        &mut self,
+        record: &mut OrderRecord,
+        expected_version: Option<u64>,
+        timestamp_ms: u64,
+    ) -> Applied {
         let version = record.order.version;
         let status = record.order.status;
         let outcome = match (expected_version, status) {
@@ -339,8 +358,10 @@ impl Store {
         };
         let changed = match outcome {
             Err(error) => {
-                self.orders.insert(order_id, record);
-                return reply(Reply::Error(error));
+                return Applied {
+                    reply: Some(Reply::Error(error)),
+                    effects: Vec::new(),
+                }
             }
             Ok(changed) => changed,
         };
@@ -352,38 +373,35 @@ impl Store {
             record.order.updated_ms = timestamp_ms;
             if let Some(txn) = record.txn.as_mut() {
                 txn.phase = TxnPhase::Releasing;
-                self.open_transactions.insert(order_id);
+                self.open_transactions.insert(record.order.order_id);
             }
-            effects = self.requests_for(&record);
+            effects = self.requests_for(record);
         }
-        let answer = Reply::Order(record.order.clone());
-        self.orders.insert(order_id, record);
         Applied {
-            reply: Some(answer),
+            reply: Some(Reply::Order(record.order.clone())),
             effects,
         }
     }
 
     pub(super) fn complete_transaction(&mut self, order_id: u128, phase: TxnPhase) -> Applied {
-        if let Some(txn) = self
-            .orders
-            .get_mut(&order_id)
-            .and_then(|record| record.txn.as_mut())
-        {
+        self.update_order(order_id, |store, record| {
+            let Some(txn) = record.txn.as_mut() else {
+                return;
+            };
             let finishing = matches!(
                 txn.phase,
                 TxnPhase::Committing | TxnPhase::Aborting | TxnPhase::Releasing
             );
             if finishing && txn.phase == phase {
                 txn.phase = TxnPhase::Complete;
-                self.open_transactions.remove(&order_id);
+                store.open_transactions.remove(&order_id);
             }
-        }
+        });
         Applied::default()
     }
 
     /// Record of an order coordinated here.
     pub fn order_record(&self, order_id: u128) -> Option<&OrderRecord> {
-        self.orders.get(&order_id)
+        self.records.order(order_id)
     }
 }

@@ -1,6 +1,6 @@
 //! The participant side of two-phase commit: lines of orders coordinated by other shards.
 
-use super::{move_stock, Applied, Bucket, Effect, Store};
+use super::{Applied, Bucket, Effect, Store};
 use crate::txn::message::{
     LinePrice, ParticipantAction, ParticipantReply, ParticipantRequest, ParticipantState,
 };
@@ -22,7 +22,7 @@ impl Store {
     /// The reply to `request` if the state already reflects it, so that a duplicate
     /// request is answered without another log entry.
     pub fn answer_from_state(&self, request: &ParticipantRequest) -> Option<ParticipantReply> {
-        let participation = self.participations.get(&request.order_id)?;
+        let participation = self.records.participation(request.order_id)?;
         let done = matches!(
             (&request.action, &participation.state),
             (ParticipantAction::Prepare { .. }, _)
@@ -50,12 +50,13 @@ impl Store {
             "participant request reached the wrong shard"
         );
         let order_id = request.order_id;
-        let next = match self.participations.remove(&order_id) {
+        // Taken out to change it with the store at hand, and put back below.
+        let next = match self.records.take_participation(order_id) {
             None => self.first_action(request),
             Some(participation) => self.next_action(participation, &request.action),
         };
         let reply = self.reply_for(order_id, &next);
-        self.participations.insert(order_id, next);
+        self.records.insert_participation(order_id, next);
         Applied {
             reply: None,
             effects: vec![Effect::ToCoordinator {
@@ -99,8 +100,7 @@ impl Store {
     }
 
     fn reserve(&mut self, line: &OrderLine) -> LinePrice {
-        let item = self.item_mut(line.sku);
-        move_stock(item, Bucket::Available, Bucket::Reserved, line.quantity);
+        let item = self.move_stock(line.sku, Bucket::Available, Bucket::Reserved, line.quantity);
         LinePrice {
             sku: line.sku,
             unit_price_cents: item.price_cents,
@@ -144,7 +144,7 @@ impl Store {
 
     fn move_lines(&mut self, lines: &[OrderLine], from: Bucket, to: Bucket) {
         for line in lines {
-            move_stock(self.item_mut(line.sku), from, to, line.quantity);
+            self.move_stock(line.sku, from, to, line.quantity);
         }
     }
 }

@@ -6,33 +6,66 @@ use quorder_proto::shard::shard_of_sku;
 use quorder_proto::{
     Operation, OrderLine, OrderStatus, Payment, PlaceOrder, PutItem, RejectReason,
 };
+use rkyv::util::AlignedVec;
 
 const SHARDS: u32 = 4;
 
-/// A store of `shard` with a helper to apply operations in sequence.
+mod digest;
+mod random;
+mod record_hash;
+
+/// splitmix64: a seeded generator for the randomized tests, so a failure replays from
+/// the seed it prints.
+struct TestRng(u64);
+
+impl TestRng {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut value = self.0;
+        value = (value ^ (value >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        value = (value ^ (value >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        value ^ (value >> 31)
+    }
+
+    /// Uniform enough in `0..bound` for tests (`bound` > 0).
+    fn below(&mut self, bound: u64) -> u64 {
+        self.next_u64() % bound
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+}
+
+/// A store of `shard` with helpers to apply entries in sequence; it keeps the entries
+/// it applied so that another store can replay them.
 struct Harness {
     store: Store,
+    log: Vec<(EntryKind, AlignedVec)>,
 }
 
 impl Harness {
     fn new(shard: u32) -> Harness {
         Harness {
             store: Store::new(shard, SHARDS),
+            log: Vec::new(),
         }
     }
 
     fn apply_operation(&mut self, operation: Operation) -> Applied {
         let payload = encode_operation(&operation).expect("encode");
-        let index = self.store.applied_index() + 1;
-        self.store
-            .apply(1, index, 1000 + index, EntryKind::Operation, &payload)
+        self.apply_entry(EntryKind::Operation, payload)
     }
 
     fn apply_command(&mut self, command: Command) -> Applied {
-        let payload = encode_command(&command);
+        self.apply_entry(EntryKind::Command, encode_command(&command))
+    }
+
+    fn apply_entry(&mut self, kind: EntryKind, payload: AlignedVec) -> Applied {
         let index = self.store.applied_index() + 1;
-        self.store
-            .apply(1, index, 1000 + index, EntryKind::Command, &payload)
+        let applied = apply_logged(&mut self.store, index, kind, &payload);
+        self.log.push((kind, payload));
+        applied
     }
 
     fn put(&mut self, sku: u64, available: u64) {
@@ -44,6 +77,11 @@ impl Harness {
         };
         self.apply_operation(Operation::PutItem(put));
     }
+}
+
+/// Applies entry `index` as the harness does: term 1, timestamp derived from the index.
+fn apply_logged(store: &mut Store, index: u64, kind: EntryKind, payload: &[u8]) -> Applied {
+    store.apply(1, index, 1000 + index, kind, payload)
 }
 
 fn sku_on(shard: u32, nth: usize) -> u64 {
