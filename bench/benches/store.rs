@@ -3,7 +3,7 @@
 //! one step, a rejected order, and a resend (idempotent lookup) on a shard that already
 //! holds 100,000 orders.
 
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use quorder_daemon::entry::EntryKind;
 use quorder_daemon::store::Store;
 use quorder_proto::codec::encode_operation;

@@ -14,8 +14,8 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use quorder_proto::codec::{
-    access_batch, access_operation, encode_batch_reply, encode_operation, encode_reply,
-    to_operation,
+    access_batch, access_operation, decode_status_request, encode_batch_reply,
+    encode_cluster_status, encode_operation, encode_reply, to_operation,
 };
 use quorder_proto::frame::{write_frame, FrameError, FrameKind, Header};
 use quorder_proto::limits::{
@@ -71,6 +71,7 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
         let task = match header.kind {
             FrameKind::Request => run_request(&core, header.request_id, body),
             FrameKind::BatchRequest => run_batch(&core, header.request_id, body),
+            FrameKind::StatusRequest => run_status(&core, header.request_id, &body),
             kind => Err(FrameError::UnexpectedKind { kind }),
         };
         match task {
@@ -102,7 +103,7 @@ fn check_client_header(header: &Header) -> Result<(), FrameError> {
                 length: header.body_length,
             })
         }
-        FrameKind::Request | FrameKind::BatchRequest => Ok(()),
+        FrameKind::Request | FrameKind::BatchRequest | FrameKind::StatusRequest => Ok(()),
         kind => Err(FrameError::UnexpectedKind { kind }),
     }
 }
@@ -171,6 +172,27 @@ fn run_batch(core: &Rc<Core>, request_id: u64, body: AlignedVec) -> Result<Frame
         let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
         write_frame(&mut frame, FrameKind::BatchReply, request_id, &body);
         frame
+    }))
+}
+
+fn run_status(core: &Rc<Core>, request_id: u64, body: &[u8]) -> Result<FrameTask, FrameError> {
+    let request = decode_status_request(body)?;
+    let core = Rc::clone(core);
+    Ok(Box::pin(async move {
+        let status = core.cluster_status(request.include_peers).await;
+        match encode_cluster_status(&status) {
+            Ok(body) => {
+                let mut frame = Vec::with_capacity(FRAME_HEADER_BYTES + body.len());
+                write_frame(&mut frame, FrameKind::StatusReply, request_id, &body);
+                frame
+            }
+            Err(error) => reply_frame(
+                request_id,
+                &Reply::Error(ErrorReply::Internal {
+                    message: error.to_string(),
+                }),
+            ),
+        }
     }))
 }
 

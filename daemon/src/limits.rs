@@ -163,3 +163,13 @@ const _: () = assert!(PEER_FRAME_STALE_MS > 4 * PEER_BACKOFF_MAX_MS);
 
 // Every Raft message fits one peer frame.
 const _: () = assert!(RAFT_MESSAGE_BYTES_MAX <= quorder_proto::limits::PEER_FRAME_BODY_BYTES_MAX);
+
+/// How long a node waits for a peer's status before calling it unreachable.
+pub const STATUS_PEER_TIMEOUT_MS: u64 = 1_000;
+
+/// Interval of the Raft clock: every mirror ticks this often.
+pub const RAFT_TICK_INTERVAL_MS: u64 = 10;
+
+/// How long a node waits for the primary to answer a request it forwarded before it
+/// answers `Unavailable` (the client retries, idempotently).
+pub const FORWARD_TIMEOUT_MS: u64 = 5_000;

@@ -9,6 +9,8 @@
 //! the recovered commit index are applied at once; the rest wait for the group.
 
 use crate::entry::EntryKind;
+use crate::raft::log::{LogEntry, SnapshotMeta};
+use crate::raft::state::{HardState, Restored};
 use crate::store::Store;
 use crate::wal::RecordHeader;
 use rkyv::util::AlignedVec;
@@ -183,6 +185,41 @@ impl RecoveredShard {
             payload: aligned,
         });
         Ok(())
+    }
+
+    /// Applies what is known committed and splits the mirror into its store and what its
+    /// Raft member resumes from.
+    pub fn into_parts(mut self) -> (Store, Restored) {
+        self.apply_committed();
+        let last_term = self
+            .entries
+            .last()
+            .map_or(self.snapshot_term, |entry| entry.term);
+        let vote = self.hard_state.vote;
+        let restored = Restored {
+            // Logs written before hard-state records existed carry terms only in entries.
+            hard_state: HardState {
+                term: self.hard_state.term.max(last_term),
+                vote: (vote != 0).then_some(vote),
+            },
+            snapshot: SnapshotMeta {
+                index: self.snapshot_index,
+                term: self.snapshot_term,
+            },
+            entries: self
+                .entries
+                .into_iter()
+                .map(|entry| LogEntry {
+                    term: entry.term,
+                    index: entry.index,
+                    kind: entry.kind as u8,
+                    timestamp_ms: entry.timestamp_ms,
+                    payload: std::rc::Rc::new(entry.payload),
+                })
+                .collect(),
+            applied: self.store.applied_index(),
+        };
+        (self.store, restored)
     }
 
     /// Applies the entries known committed (up to the durable commit index) to the store.

@@ -10,6 +10,9 @@
 
 pub mod accept;
 pub mod link;
+// rkyv's archived twins carry no docs of their own; the originals do.
+#[allow(missing_docs)]
+pub mod message;
 
 use crate::config::cluster::{NodeId, NodeInfo};
 use crate::limits::PEER_QUEUE_FRAMES_MAX;

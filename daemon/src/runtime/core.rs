@@ -1,25 +1,32 @@
-//! One core of a node: its shards, its WAL, its end of the channel mesh.
+//! One core of a node: its mirrors, its WAL, its end of the channel mesh and its peer
+//! links.
 //!
 //! Everything here runs on the core's own glommio executor and is owned by it (`Rc`,
 //! `RefCell`, no locks). A request for a shard of another core crosses the bounded mesh
-//! and its answer comes back the same way. The write path of every shard on this core is
-//! propose (WAL append, in memory) → group commit (one write + one fdatasync for every
-//! record appended since the last one) → commit → apply → answer.
+//! and its answer comes back the same way; a Raft or two-phase-commit message for a shard
+//! travels between the same-numbered cores of two nodes. Each mirror's Ready cycle runs
+//! here: its outputs are answered, sent, or written to the WAL (`persist`), and once the
+//! group commit makes them durable the mirror is told (`persisted`).
 
 use super::message::{CoreMessage, ReplySink};
+use super::persist::PersistState;
+use crate::config::cluster::{NodeId, NodeInfo};
 use crate::crashpoint::{self, CrashPoint};
-use crate::entry::{encode_command, EntryKind};
-use crate::limits::{SHARD_UNAPPLIED_ENTRIES_MAX, WAL_BUFFER_BYTES_MAX};
+use crate::limits::FORWARD_TIMEOUT_MS;
+use crate::peer::message::{encode as encode_peer, PeerMessage, Received};
+use crate::peer::PeerTransport;
+use crate::raft::message::Message;
+use crate::raft::wire::to_wire;
 use crate::shard::{Output, Shard};
-use crate::snapshot;
 use crate::txn::message::{
     ParticipantAction, ParticipantReply, ParticipantRequest, ParticipantState,
 };
-use crate::wal::{RecordHeader, Wal, RECORD_HEADER_BYTES};
+use crate::wal::Wal;
 use glommio::channels::channel_mesh::Senders;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use quorder_proto::codec::access_operation;
 use quorder_proto::shard::{core_of_shard, shard_of_order, shard_of_sku};
+use quorder_proto::status::{MirrorRole, MirrorStatus, ShardStatus};
 use quorder_proto::{ArchivedOperation, ErrorReply, Reply};
 use rkyv::util::AlignedVec;
 use std::cell::{Cell, RefCell};
@@ -71,70 +78,109 @@ pub struct CoreProbe {
     pub wal_records: Cell<u64>,
     /// Requests refused with `Overloaded`.
     pub overloaded: Cell<u64>,
+    /// Peer messages that did not decode.
+    pub peer_messages_invalid: Cell<u64>,
 }
 
-/// State of one core. Lives in an `Rc` shared by the core's tasks.
-pub struct Core {
+/// A core's answer to a status request: its mirrors and the peers that answered.
+pub type CoreStatus = (Vec<ShardStatus>, std::collections::BTreeSet<u64>);
+
+/// Who this core is and what cluster it is part of.
+#[derive(Debug, Clone)]
+pub struct CoreIdentity {
     /// This core's number.
     pub id: u32,
     /// Cores of the node.
     pub cores: u32,
     /// Shards of the cluster.
     pub shard_count: u32,
-    data_dir: PathBuf,
-    shards: RefCell<BTreeMap<u32, Shard<ReplySink>>>,
-    wal: Wal,
+    /// This node.
+    pub node_id: NodeId,
+    /// Every node of the cluster.
+    pub nodes: Vec<NodeInfo>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+}
+
+/// State of one core. Lives in an `Rc` shared by the core's tasks.
+pub struct Core {
+    /// Identity.
+    pub identity: CoreIdentity,
+    pub(super) shards: RefCell<BTreeMap<u32, Shard<ReplySink>>>,
+    pub(super) wal: Wal,
+    pub(super) persist: PersistState,
     mesh: Rc<Senders<CoreMessage>>,
+    peers: Option<Rc<PeerTransport>>,
     waiting: RefCell<HashMap<u64, futures_channel::oneshot::Sender<Reply>>>,
+    status_waiting: RefCell<HashMap<u64, LocalSender<Vec<ShardStatus>>>>,
+    forwarded: RefCell<HashMap<u64, (u32, std::time::Instant, ReplySink)>>,
+    pub(super) core_status_waiting: RefCell<HashMap<u64, LocalSender<CoreStatus>>>,
     next_token: Cell<u64>,
-    unsynced: Cell<bool>,
-    flush_bell: LocalSender<()>,
-    snapshot_index: RefCell<BTreeMap<u32, u64>>,
-    snapshot_running: Cell<bool>,
+    pub(super) flush_bell: LocalSender<()>,
+    me: std::rc::Weak<Core>,
     /// Counters.
     pub probe: CoreProbe,
 }
 
 impl Core {
-    /// A core over recovered shards. Returns the receiving end of the flush bell for
+    /// A core over recovered mirrors. Returns the receiving end of the flush bell for
     /// the flusher task.
     pub fn new(
-        id: u32,
-        cores: u32,
-        shard_count: u32,
-        data_dir: PathBuf,
+        identity: CoreIdentity,
         shards: BTreeMap<u32, Shard<ReplySink>>,
         wal: Wal,
         mesh: Senders<CoreMessage>,
+        peers: Option<Rc<PeerTransport>>,
     ) -> (Rc<Core>, LocalReceiver<()>) {
         let (flush_bell, bell_receiver) = local_channel::new_bounded(1);
-        let snapshot_index = shards
-            .iter()
-            .map(|(shard, state)| (*shard, state.store().applied_index()))
-            .collect();
-        let core = Core {
-            id,
-            cores,
-            shard_count,
-            data_dir,
+        let persist = PersistState::new(
+            shards
+                .iter()
+                .map(|(shard, state)| (*shard, state.store().applied_index())),
+        );
+        let core = Rc::new_cyclic(|me| Core {
+            identity,
             shards: RefCell::new(shards),
             wal,
+            persist,
             mesh: Rc::new(mesh),
+            peers,
             waiting: RefCell::new(HashMap::new()),
+            status_waiting: RefCell::new(HashMap::new()),
+            core_status_waiting: RefCell::new(HashMap::new()),
+            forwarded: RefCell::new(HashMap::new()),
             next_token: Cell::new(1),
-            unsynced: Cell::new(false),
             flush_bell,
-            snapshot_index: RefCell::new(snapshot_index),
-            snapshot_running: Cell::new(false),
+            me: me.clone(),
             probe: CoreProbe::default(),
-        };
-        (Rc::new(core), bell_receiver)
+        });
+        (core, bell_receiver)
+    }
+
+    /// This core as an `Rc`, for tasks it spawns.
+    pub(super) fn self_rc(&self) -> Option<Rc<Core>> {
+        self.me.upgrade()
+    }
+
+    /// This core's number.
+    pub fn id(&self) -> u32 {
+        self.identity.id
+    }
+
+    pub(super) fn status_token(&self) -> u64 {
+        self.token()
+    }
+
+    fn token(&self) -> u64 {
+        let token = self.next_token.get();
+        self.next_token.set(token + 1);
+        token
     }
 
     /// Runs a validated client operation wherever its shard lives and returns the answer.
     pub async fn execute(self: &Rc<Self>, payload: AlignedVec) -> Reply {
         let shard = match access_operation(&payload) {
-            Ok(operation) => match shard_of_operation(operation, self.shard_count) {
+            Ok(operation) => match shard_of_operation(operation, self.identity.shard_count) {
                 Some(shard) => shard,
                 None => return self.answer_anywhere(operation),
             },
@@ -145,15 +191,14 @@ impl Core {
             }
         };
         let (sender, receiver) = futures_channel::oneshot::channel();
-        let owner = core_of_shard(shard, self.cores);
-        if owner == self.id {
+        let owner = core_of_shard(shard, self.identity.cores);
+        if owner == self.id() {
             self.submit(shard, payload, ReplySink::Local(sender));
         } else {
-            let token = self.next_token.get();
-            self.next_token.set(token + 1);
+            let token = self.token();
             self.waiting.borrow_mut().insert(token, sender);
             let message = CoreMessage::Request {
-                origin_core: self.id,
+                origin_core: self.id(),
                 token,
                 shard,
                 payload,
@@ -173,7 +218,7 @@ impl Core {
         match operation {
             ArchivedOperation::Ping { nonce } => Reply::Pong {
                 nonce: nonce.to_native(),
-                shard_count: self.shard_count,
+                shard_count: self.identity.shard_count,
             },
             _ => Reply::Error(ErrorReply::Internal {
                 message: "operation has no shard".into(),
@@ -183,119 +228,65 @@ impl Core {
 
     /// A client operation reached the core owning `shard`.
     fn submit(&self, shard: u32, payload: AlignedVec, sink: ReplySink) {
-        let read_reply = {
-            let shards = self.shards.borrow();
-            let Some(state) = shards.get(&shard) else {
-                drop(shards);
-                let message = format!("shard {shard} is not on core {}", self.id);
-                return self.deliver(sink, Reply::Error(ErrorReply::Internal { message }));
-            };
-            match access_operation(&payload) {
-                Ok(operation) if is_read(operation) => Some(state.read(operation)),
-                Ok(_) => None,
-                Err(error) => Some(Reply::Error(ErrorReply::BadFrame {
-                    reason: error.to_string(),
-                })),
+        let read = match access_operation(&payload) {
+            Ok(operation) => is_read(operation),
+            Err(error) => {
+                return self.deliver(
+                    shard,
+                    sink,
+                    Reply::Error(ErrorReply::BadFrame {
+                        reason: error.to_string(),
+                    }),
+                )
             }
         };
-        match read_reply {
-            Some(reply) => self.deliver(sink, reply),
-            None => self.propose(shard, EntryKind::Operation, payload, Some(sink)),
+        if let Some(Err(leader)) = self.primary_of(shard) {
+            // Forward once to the primary; a forwarded request is never forwarded again.
+            if !matches!(sink, ReplySink::Peer { .. }) && self.peers.is_some() {
+                return self.forward(shard, leader, payload, sink);
+            }
         }
-    }
-
-    /// Gives an entry its log position and appends it to the WAL buffer; it is applied
-    /// (and its client answered) after the next group commit.
-    fn propose(&self, shard: u32, kind: EntryKind, payload: AlignedVec, sink: Option<ReplySink>) {
-        let refusal = {
+        let refused = {
             let mut shards = self.shards.borrow_mut();
-            let state = shards
-                .get_mut(&shard)
-                .expect("proposals only reach the owning core");
-            let record_bytes = RECORD_HEADER_BYTES + payload.len();
-            if state.unapplied_count() >= SHARD_UNAPPLIED_ENTRIES_MAX
-                || self.wal.buffered_bytes() + record_bytes > WAL_BUFFER_BYTES_MAX
-            {
-                Some(Reply::Error(ErrorReply::Overloaded))
+            let Some(state) = shards.get_mut(&shard) else {
+                drop(shards);
+                let message = format!("shard {shard} is not on core {}", self.id());
+                return self.deliver(shard, sink, Reply::Error(ErrorReply::Internal { message }));
+            };
+            let result = if read {
+                state.read(payload, sink)
             } else {
-                match state.next_entry() {
-                    Err(_) => Some(Reply::Error(ErrorReply::NotPrimary { hint: None })),
-                    Ok(id) => {
-                        let timestamp_ms = now_ms();
-                        let header = RecordHeader {
-                            shard,
-                            kind: kind as u8,
-                            term: id.term,
-                            index: id.index,
-                            timestamp_ms,
-                        };
-                        // Room was checked above; a failure here leaves the log with a hole,
-                        // which recovery must never see, so stop the node instead.
-                        if let Err(error) = self.wal.append(&header, &payload) {
-                            panic!("WAL append failed after its room was checked: {error}");
-                        }
-                        state.push(id, timestamp_ms, kind, payload, sink);
-                        self.unsynced.set(true);
-                        let _ = self.flush_bell.try_send(());
-                        return;
-                    }
-                }
-            }
+                state.propose_operation(payload, now_ms(), sink)
+            };
+            result.err()
         };
-        if let Some(reply) = refusal {
-            self.probe.overloaded.set(self.probe.overloaded.get() + 1);
-            if let Some(sink) = sink {
-                self.deliver(sink, reply);
+        if let Some((sink, error)) = refused {
+            if error == ErrorReply::Overloaded {
+                self.probe.overloaded.set(self.probe.overloaded.get() + 1);
             }
+            self.deliver(shard, sink, Reply::Error(error));
         }
+        self.drive(shard);
     }
 
-    /// The flusher: group-commits the WAL whenever something was appended, then commits
-    /// and applies what became durable. One per core.
-    pub async fn run_flusher(self: Rc<Self>, bell: LocalReceiver<()>) {
-        while bell.recv().await.is_some() {
-            while self.unsynced.replace(false) {
-                let marks: Vec<(u32, u64)> = self
-                    .shards
-                    .borrow()
-                    .iter()
-                    .map(|(shard, state)| (*shard, state.group().last().index))
-                    .collect();
-                match self.wal.sync().await {
-                    Ok(report) => {
-                        self.probe.wal_syncs.set(self.probe.wal_syncs.get() + 1);
-                        self.probe
-                            .wal_records
-                            .set(self.probe.wal_records.get() + report.records as u64);
-                    }
-                    Err(error) => {
-                        // Nothing is acknowledged until a sync succeeds; keep retrying.
-                        tracing::error!(core = self.id, %error, "WAL sync failed; retrying");
-                        self.unsynced.set(true);
-                        glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
-                        continue;
-                    }
-                }
-                for (shard, index) in marks {
-                    let outputs = match self.shards.borrow_mut().get_mut(&shard) {
-                        Some(state) => state.persisted(index, now_ms()),
-                        None => Vec::new(),
-                    };
-                    self.handle_outputs(shard, outputs);
-                }
-            }
+    /// Runs the Ready cycle of `shard` and acts on what it hands out.
+    pub(super) fn drive(&self, shard: u32) {
+        let outputs = match self.shards.borrow_mut().get_mut(&shard) {
+            Some(state) => state.advance(now_ms()),
+            None => return,
+        };
+        self.handle_outputs(shard, outputs);
+    }
+
+    pub(super) fn handle_outputs(&self, shard: u32, outputs: Vec<Output<ReplySink>>) {
+        if outputs.is_empty() {
+            return;
         }
-    }
-
-    /// True while records wait for a sync.
-    pub fn has_unsynced(&self) -> bool {
-        self.unsynced.get()
-    }
-
-    fn handle_outputs(&self, shard: u32, outputs: Vec<Output<ReplySink>>) {
         for output in outputs {
             match output {
-                Output::Reply(sink, reply) => self.deliver(sink, reply),
+                Output::Reply(sink, reply) => self.deliver(shard, sink, reply),
+                Output::Send(to, message) => self.send_raft(shard, to, &message),
+                Output::Persist(request) => self.persist(shard, request),
                 Output::ToParticipant(request) => {
                     if matches!(
                         request.action,
@@ -319,34 +310,98 @@ impl Core {
                         CoreMessage::ToCoordinator { coordinator, reply },
                     );
                 }
-                Output::Propose(command) => {
-                    self.propose(shard, EntryKind::Command, encode_command(&command), None)
-                }
             }
         }
     }
 
-    fn deliver(&self, sink: ReplySink, reply: Reply) {
+    /// Answers a client; a `NotPrimary` refusal gets the primary's client address.
+    fn deliver(&self, shard: u32, sink: ReplySink, reply: Reply) {
+        let reply = match reply {
+            Reply::Error(ErrorReply::NotPrimary { hint: None }) => {
+                Reply::Error(ErrorReply::NotPrimary {
+                    hint: self.primary_client_addr(shard),
+                })
+            }
+            other => other,
+        };
         match sink {
             // The client may have gone; its answer is then dropped.
             ReplySink::Local(sender) => drop(sender.send(reply)),
             ReplySink::Remote { core, token } => {
                 self.send_to_core(core, CoreMessage::Response { token, reply })
             }
+            ReplySink::Peer { node, token } => {
+                self.send_peer(node, &PeerMessage::ForwardReply { token, reply })
+            }
         }
     }
 
-    /// Sends a message to whichever core owns `shard` (this one included).
+    fn forward(&self, shard: u32, leader: NodeId, payload: AlignedVec, sink: ReplySink) {
+        let token = self.token();
+        let deadline =
+            std::time::Instant::now() + std::time::Duration::from_millis(FORWARD_TIMEOUT_MS);
+        self.forwarded
+            .borrow_mut()
+            .insert(token, (shard, deadline, sink));
+        self.send_peer(
+            leader,
+            &PeerMessage::Forward {
+                token,
+                shard,
+                payload: payload.to_vec(),
+            },
+        );
+    }
+
+    /// Answers forwarded requests whose primary never answered (it died or lost its
+    /// leadership with the request): the client may retry, idempotently.
+    pub(super) fn expire_forwards(&self) {
+        let now = std::time::Instant::now();
+        let expired: Vec<u64> = self
+            .forwarded
+            .borrow()
+            .iter()
+            .filter(|(_, (_, deadline, _))| *deadline <= now)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in expired {
+            if let Some((shard, _, sink)) = self.forwarded.borrow_mut().remove(&token) {
+                self.deliver(shard, sink, Reply::Error(ErrorReply::Unavailable));
+            }
+        }
+    }
+
+    fn primary_client_addr(&self, shard: u32) -> Option<String> {
+        let leader = self
+            .shards
+            .borrow()
+            .get(&shard)
+            .and_then(|state| state.leader())?;
+        let node = self.identity.nodes.iter().find(|node| node.id == leader)?;
+        Some(node.client_addr.to_string())
+    }
+
+    fn send_raft(&self, shard: u32, to: NodeId, message: &Message) {
+        if let Some(peers) = &self.peers {
+            let body = encode_peer(&PeerMessage::Raft {
+                shard,
+                message: to_wire(message),
+            });
+            peers.send(to, &body);
+        }
+    }
+
+    /// Sends a two-phase-commit message towards the core owning `shard` (this one included).
     fn route(&self, shard: u32, message: CoreMessage) {
-        let owner = core_of_shard(shard, self.cores);
-        if owner == self.id {
+        let owner = core_of_shard(shard, self.identity.cores);
+        if owner == self.id() {
             self.on_message(message);
         } else {
             self.send_to_core(owner, message);
         }
     }
 
-    fn send_to_core(&self, core: u32, message: CoreMessage) {
+    pub(super) fn send_to_core(&self, core: u32, message: CoreMessage) {
         let mesh = Rc::clone(&self.mesh);
         glommio::spawn_local(async move {
             if mesh.send_to(core as usize, message).await.is_err() {
@@ -377,34 +432,142 @@ impl Core {
                     drop(sender.send(reply));
                 }
             }
-            CoreMessage::ToParticipant(request) => self.on_participant_request(request),
+            CoreMessage::ToParticipant(request) => self.on_participant_request(request, true),
             CoreMessage::ToCoordinator { coordinator, reply } => {
-                self.on_participant_reply(coordinator, reply)
+                self.on_participant_reply(coordinator, reply, true)
             }
+            CoreMessage::PeerConnection { fd, from } => super::peer_link::adopt(self, fd, from),
+            CoreMessage::Status {
+                origin_core,
+                token,
+                include_peers,
+            } => self.answer_status(origin_core, token, include_peers),
+            CoreMessage::StatusResponse {
+                token,
+                shards,
+                reachable,
+            } => self.take_status_response(token, shards, reachable),
         }
     }
 
-    fn on_participant_request(&self, request: ParticipantRequest) {
-        let shard = request.participant;
-        let output = match self.shards.borrow_mut().get_mut(&shard) {
-            Some(state) => state.on_participant_request(request),
-            None => return tracing::error!(shard, core = self.id, "participant request misrouted"),
-        };
-        self.handle_outputs(shard, vec![output]);
+    /// Where the primary of a local shard is: here, another node, or unknown.
+    fn primary_of(&self, shard: u32) -> Option<Result<(), NodeId>> {
+        let shards = self.shards.borrow();
+        let state = shards.get(&shard)?;
+        if state.is_leader() {
+            Some(Ok(()))
+        } else {
+            state.leader().map(Err)
+        }
     }
 
-    fn on_participant_reply(&self, coordinator: u32, reply: ParticipantReply) {
-        let output = match self.shards.borrow_mut().get_mut(&coordinator) {
-            Some(state) => state.on_participant_reply(reply, now_ms()),
-            None => {
-                return tracing::error!(coordinator, core = self.id, "participant reply misrouted")
+    fn on_participant_request(&self, request: ParticipantRequest, may_forward: bool) {
+        let shard = request.participant;
+        match self.primary_of(shard) {
+            Some(Ok(())) => {
+                let outputs = match self.shards.borrow_mut().get_mut(&shard) {
+                    Some(state) => state.on_participant_request(request, now_ms()),
+                    None => return,
+                };
+                self.handle_outputs(shard, outputs);
+                self.drive(shard);
+            }
+            Some(Err(leader)) if may_forward => {
+                self.send_peer(leader, &PeerMessage::ToParticipant(request))
+            }
+            // No known primary (or a forwarded message found none here): the coordinator
+            // re-sends on its timer.
+            _ => {}
+        }
+    }
+
+    fn on_participant_reply(&self, coordinator: u32, reply: ParticipantReply, may_forward: bool) {
+        match self.primary_of(coordinator) {
+            Some(Ok(())) => {
+                if let Some(state) = self.shards.borrow_mut().get_mut(&coordinator) {
+                    state.on_participant_reply(reply, now_ms());
+                }
+                self.drive(coordinator);
+            }
+            Some(Err(leader)) if may_forward => {
+                self.send_peer(leader, &PeerMessage::ToCoordinator { coordinator, reply })
+            }
+            _ => {}
+        }
+    }
+
+    fn send_peer(&self, to: NodeId, message: &PeerMessage) {
+        if let Some(peers) = &self.peers {
+            peers.send(to, &encode_peer(message));
+        }
+    }
+
+    /// A peer frame arrived on this core from node `from`.
+    pub fn on_peer_frame(&self, from: NodeId, body: &[u8]) {
+        let received = match crate::peer::message::decode(body) {
+            Ok(received) => received,
+            Err(error) => {
+                self.probe
+                    .peer_messages_invalid
+                    .set(self.probe.peer_messages_invalid.get() + 1);
+                return tracing::warn!(peer = from, error, "invalid peer message dropped");
             }
         };
-        self.handle_outputs(coordinator, output.into_iter().collect());
+        match received {
+            Received::Raft { shard, message } => {
+                match self.shards.borrow_mut().get_mut(&shard) {
+                    Some(state) => state.step(from, message),
+                    None => {
+                        return tracing::warn!(
+                            peer = from,
+                            shard,
+                            core = self.id(),
+                            "raft message for a shard not on this core"
+                        )
+                    }
+                }
+                self.drive(shard);
+            }
+            Received::Other(PeerMessage::ToParticipant(request)) => {
+                self.on_participant_request(request, false)
+            }
+            Received::Other(PeerMessage::ToCoordinator { coordinator, reply }) => {
+                self.on_participant_reply(coordinator, reply, false)
+            }
+            Received::Other(PeerMessage::Forward {
+                token,
+                shard,
+                payload,
+            }) => {
+                let mut aligned = AlignedVec::with_capacity(payload.len());
+                aligned.extend_from_slice(&payload);
+                // Forwarded payloads were validated by the forwarding node; the shard checks
+                // the archive again before reading it.
+                if core_of_shard(shard, self.identity.cores) == self.id() {
+                    self.submit(shard, aligned, ReplySink::Peer { node: from, token });
+                }
+            }
+            Received::Other(PeerMessage::ForwardReply { token, reply }) => {
+                if let Some((shard, _, sink)) = self.forwarded.borrow_mut().remove(&token) {
+                    self.deliver(shard, sink, reply);
+                }
+            }
+            Received::Other(PeerMessage::StatusRequest { token }) => {
+                let shards = self.local_status();
+                self.send_peer(from, &PeerMessage::StatusReply { token, shards });
+            }
+            Received::Other(PeerMessage::StatusReply { token, shards }) => {
+                if let Some(sender) = self.status_waiting.borrow_mut().remove(&token) {
+                    let _ = sender.try_send(shards);
+                }
+            }
+            Received::Other(PeerMessage::Raft { .. }) => {}
+        }
     }
 
-    /// Periodic work of every shard on this core.
+    /// Periodic work of every mirror on this core: Raft ticks and coordinator re-sends.
     pub fn tick(&self) {
+        self.expire_forwards();
         let now = now_ms();
         let shards: Vec<u32> = self.shards.borrow().keys().copied().collect();
         for shard in shards {
@@ -413,76 +576,69 @@ impl Core {
                 None => Vec::new(),
             };
             self.handle_outputs(shard, outputs);
+            self.drive(shard);
         }
     }
 
-    /// Snapshots every shard that applied `interval_entries` entries since its last
-    /// snapshot, then releases the WAL segments no shard needs any more.
-    pub async fn snapshot_if_due(self: &Rc<Self>, interval_entries: u64) {
-        if self.snapshot_running.replace(true) {
-            return;
-        }
-        let due: Vec<u32> = {
-            let shards = self.shards.borrow();
-            let taken = self.snapshot_index.borrow();
-            shards
-                .iter()
-                .filter(|(shard, state)| {
-                    let last = taken.get(shard).copied().unwrap_or(0);
-                    state.store().applied_index() >= last + interval_entries
-                })
-                .map(|(shard, _)| *shard)
-                .collect()
-        };
-        for shard in &due {
-            if let Err(error) = self.snapshot_shard(*shard).await {
-                tracing::error!(shard, %error, "snapshot failed; the WAL keeps every entry");
-            }
-        }
-        if !due.is_empty() {
-            let keep: BTreeMap<u32, u64> = self
-                .snapshot_index
-                .borrow()
-                .iter()
-                .map(|(shard, index)| (*shard, index + 1))
-                .collect();
-            match self
-                .wal
-                .release(|shard| keep.get(&shard).copied().unwrap_or(1))
-                .await
-            {
-                Ok(released) => tracing::info!(core = self.id, released, "WAL segments released"),
-                Err(error) => tracing::error!(core = self.id, %error, "WAL release failed"),
-            }
-        }
-        self.snapshot_running.set(false);
+    /// Status of this core's mirrors.
+    pub fn local_status(&self) -> Vec<ShardStatus> {
+        let node = self.identity.node_id;
+        self.shards
+            .borrow()
+            .iter()
+            .map(|(shard, state)| {
+                let raft = state.raft();
+                let role = match raft.role() {
+                    crate::raft::state::Role::Leader => MirrorRole::Leader,
+                    crate::raft::state::Role::Follower => MirrorRole::Follower,
+                    crate::raft::state::Role::Candidate => MirrorRole::Candidate,
+                    crate::raft::state::Role::PreCandidate => MirrorRole::PreCandidate,
+                };
+                let mirror = MirrorStatus {
+                    node,
+                    role,
+                    term: raft.term(),
+                    commit_index: raft.commit_index(),
+                    applied_index: state.store().applied_index(),
+                    digest: state.store().digest(),
+                };
+                ShardStatus {
+                    shard: *shard,
+                    primary: raft.leader(),
+                    term: raft.term(),
+                    mirrors: vec![mirror],
+                }
+            })
+            .collect()
     }
 
-    async fn snapshot_shard(&self, shard: u32) -> Result<(), snapshot::SnapshotError> {
-        let (body, index, term) = {
-            let shards = self.shards.borrow();
-            let Some(state) = shards.get(&shard) else {
-                return Ok(());
-            };
-            let store = state.store();
-            (
-                store.to_snapshot(),
-                store.applied_index(),
-                store.applied_term(),
-            )
-        };
-        snapshot::write_snapshot(&self.data_dir, shard, index, term, &body).await?;
-        self.snapshot_index.borrow_mut().insert(shard, index);
-        tracing::info!(shard, index, bytes = body.len(), "snapshot written");
-        Ok(())
+    /// Asks `node` for the status of its mirrors on this core's number; `None` if it does
+    /// not answer within `timeout`.
+    pub async fn peer_status(
+        &self,
+        node: NodeId,
+        timeout: std::time::Duration,
+    ) -> Option<Vec<ShardStatus>> {
+        self.peers.as_ref()?;
+        let token = self.token();
+        let (sender, receiver) = local_channel::new_bounded(1);
+        self.status_waiting.borrow_mut().insert(token, sender);
+        self.send_peer(node, &PeerMessage::StatusRequest { token });
+        let answer = futures_lite::future::or(receiver.recv(), async {
+            glommio::timer::sleep(timeout).await;
+            None
+        })
+        .await;
+        self.status_waiting.borrow_mut().remove(&token);
+        answer
     }
 
-    /// Number of entries proposed and not yet applied, over all shards of this core.
-    pub fn unapplied(&self) -> usize {
+    /// Proposals, reads and persists still in flight over all mirrors of this core.
+    pub fn in_flight(&self) -> usize {
         self.shards
             .borrow()
             .values()
-            .map(|state| state.unapplied_count())
+            .map(|state| state.waiting_count() + state.unacknowledged_count())
             .sum()
     }
 

@@ -35,6 +35,33 @@ pub enum CoreMessage {
         /// The answer.
         reply: ParticipantReply,
     },
+    /// A greeted peer connection from node `from` for the receiving core: a file
+    /// descriptor this core now owns (duplicated by the accepting core, which closed its own).
+    PeerConnection {
+        /// The socket.
+        fd: std::os::fd::RawFd,
+        /// The dialing node.
+        from: u64,
+    },
+    /// Asks a core for the status of its mirrors (and, with `include_peers`, of the
+    /// same-numbered core's mirrors on every peer).
+    Status {
+        /// Core waiting for the answer.
+        origin_core: u32,
+        /// Matches the answer.
+        token: u64,
+        /// Ask the peers too.
+        include_peers: bool,
+    },
+    /// Answer to `Status`.
+    StatusResponse {
+        /// The request's token.
+        token: u64,
+        /// One entry per mirror.
+        shards: Vec<quorder_proto::status::ShardStatus>,
+        /// Peers that answered.
+        reachable: Vec<u64>,
+    },
 }
 
 /// How a shard answers a client request.
@@ -47,6 +74,13 @@ pub enum ReplySink {
         /// That core.
         core: u32,
         /// The request's token there.
+        token: u64,
+    },
+    /// The request was forwarded by another node (same core number there).
+    Peer {
+        /// That node.
+        node: u64,
+        /// The forward's token there.
         token: u64,
     },
 }

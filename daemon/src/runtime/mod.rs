@@ -6,16 +6,21 @@
 
 pub mod core;
 pub mod message;
+mod peer_link;
+mod persist;
+mod status;
 
-use self::core::Core;
+use self::core::{Core, CoreIdentity};
 use crate::config::Config;
-use crate::entry::EntryKind;
 use crate::ingress::serve_connection;
 use crate::limits::{
-    CORE_CHANNEL_MESSAGES_MAX, CORE_CONNECTIONS_MAX, CORE_TICK_INTERVAL_MS, SHUTDOWN_DRAIN_MS,
-    SNAPSHOT_INTERVAL_ENTRIES, TXN_RESEND_INTERVAL_MS, WAL_BUFFER_BYTES_MAX, WAL_SEGMENT_BYTES,
+    CORE_CHANNEL_MESSAGES_MAX, CORE_CONNECTIONS_MAX, CORE_TICK_INTERVAL_MS, RAFT_TICK_INTERVAL_MS,
+    SHUTDOWN_DRAIN_MS, TXN_RESEND_INTERVAL_MS, WAL_BUFFER_BYTES_MAX, WAL_SEGMENT_BYTES,
 };
-use crate::raft::EntryId;
+use crate::peer::accept::LocalShape;
+use crate::peer::PeerTransport;
+use crate::raft::config::RaftConfig;
+use crate::recovery::RecoveredShard;
 use crate::shard::Shard;
 use crate::snapshot;
 use crate::store::Store;
@@ -130,18 +135,39 @@ async fn run_core(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "recovered"
     );
-    let (core, bell) = Core::new(
+    let peers = (config.nodes.len() > 1).then(|| {
+        PeerTransport::start(
+            config.this_node(),
+            &config.nodes,
+            id,
+            config.cores,
+            config.shards,
+            config.wan_delay_ms,
+        )
+    });
+    let identity = CoreIdentity {
         id,
-        config.cores,
-        config.shards,
-        config.data_dir.clone(),
-        shards,
-        wal,
-        senders,
-    );
+        cores: config.cores,
+        shard_count: config.shards,
+        node_id: config.node_id,
+        nodes: config.nodes.clone(),
+        data_dir: config.data_dir.clone(),
+    };
+    let (core, bell) = Core::new(identity, shards, wal, senders, peers);
     glommio::spawn_local(Rc::clone(&core).run_flusher(bell)).detach();
     spawn_mesh_receivers(&core, receivers);
     glommio::spawn_local(run_ticker(Rc::clone(&core))).detach();
+    if let Some(peer_addr) = config.peer_addr.filter(|_| config.nodes.len() > 1) {
+        let listener = TcpListener::bind(peer_addr)
+            .map_err(|error| format!("cannot listen for peers on {peer_addr}: {error}"))?;
+        let shape = LocalShape {
+            node_id: config.node_id,
+            cores: config.cores,
+            shards: config.shards,
+            members: config.nodes.iter().map(|node| node.id).collect(),
+        };
+        glommio::spawn_local(peer_link::accept_peers(Rc::clone(&core), listener, shape)).detach();
+    }
     barrier.recovered.fetch_add(1, Ordering::SeqCst);
     wait_for(
         || barrier.recovered.load(Ordering::SeqCst) == config.cores as usize,
@@ -171,81 +197,44 @@ async fn run_core(
 
 type Shards = BTreeMap<u32, Shard<message::ReplySink>>;
 
-/// Loads each shard's snapshot, then replays this core's WAL over it.
+/// Loads each mirror's snapshot, replays this core's WAL over it, applies what is known
+/// committed, and builds the Raft members.
 async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
-    let mut stores = BTreeMap::new();
-    let mut lasts = BTreeMap::new();
+    let mut recovered = BTreeMap::new();
     for shard in (0..config.shards).filter(|shard| shard % config.cores == id) {
-        let (store, last) = match snapshot::read_snapshot(&config.data_dir, shard)
+        let found = snapshot::read_snapshot(&config.data_dir, shard)
             .await
-            .map_err(|error| error.to_string())?
-        {
+            .map_err(|error| error.to_string())?;
+        let mirror = match found {
             Some(snapshot) => {
                 let store = Store::from_snapshot(shard, &snapshot.body)
                     .map_err(|error| error.to_string())?;
-                (
-                    store,
-                    EntryId {
-                        term: snapshot.term,
-                        index: snapshot.applied_index,
-                    },
-                )
+                RecoveredShard::new(store, snapshot.applied_index, snapshot.term)
             }
-            None => (
-                Store::new(shard, config.shards),
-                EntryId { term: 0, index: 0 },
-            ),
+            None => RecoveredShard::new(Store::new(shard, config.shards), 0, 0),
         };
-        stores.insert(shard, store);
-        lasts.insert(shard, last);
+        recovered.insert(shard, mirror);
     }
-    let mut replay_error: Option<String> = None;
     let options = WalOptions {
         segment_bytes: WAL_SEGMENT_BYTES,
         buffer_bytes_max: WAL_BUFFER_BYTES_MAX,
         ..WalOptions::default()
     };
+    let mut replay_error: Option<String> = None;
     let wal = Wal::open(&config.data_dir, id, options, |header, payload| {
         if replay_error.is_some() {
             return Ok(());
         }
-        let (Some(store), Some(last)) =
-            (stores.get_mut(&header.shard), lasts.get_mut(&header.shard))
-        else {
-            replay_error = Some(format!(
+        let outcome = match recovered.get_mut(&header.shard) {
+            Some(mirror) => mirror.replay(&header, payload),
+            None => Err(format!(
                 "WAL of core {id} holds a record of shard {}, which this core does not own",
                 header.shard
-            ));
-            return Ok(());
+            )),
         };
-        if header.index <= store.applied_index() {
-            return Ok(()); // covered by the snapshot
+        if let Err(error) = outcome {
+            replay_error = Some(error);
         }
-        let Some(kind) = EntryKind::from_byte(header.kind) else {
-            replay_error = Some(format!(
-                "WAL record {} of shard {} has unknown kind {}",
-                header.index, header.shard, header.kind
-            ));
-            return Ok(());
-        };
-        if header.index != last.index + 1 || header.term < last.term {
-            replay_error = Some(format!(
-                "WAL of shard {} jumps from entry {} (term {}) to entry {} (term {})",
-                header.shard, last.index, last.term, header.index, header.term
-            ));
-            return Ok(());
-        }
-        store.apply(
-            header.term,
-            header.index,
-            header.timestamp_ms,
-            kind,
-            payload,
-        );
-        *last = EntryId {
-            term: header.term,
-            index: header.index,
-        };
         Ok(())
     })
     .await
@@ -253,17 +242,41 @@ async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
     if let Some(error) = replay_error {
         return Err(error);
     }
-    let shards = stores
+    let shards = recovered
         .into_iter()
-        .map(|(shard, store)| {
-            let last = lasts
-                .get(&shard)
-                .copied()
-                .unwrap_or(EntryId { term: 0, index: 0 });
-            (shard, Shard::new(store, last, TXN_RESEND_INTERVAL_MS))
-        })
+        .map(|(shard, mirror)| (shard, mirror_from(config, shard, mirror)))
         .collect();
     Ok((shards, wal))
+}
+
+/// A Raft member and store from what recovery found.
+fn mirror_from(config: &Config, shard: u32, mirror: RecoveredShard) -> Shard<message::ReplySink> {
+    let (store, restored) = mirror.into_parts();
+    Shard::new(
+        store,
+        raft_config(config, shard),
+        restored,
+        TXN_RESEND_INTERVAL_MS,
+    )
+}
+
+/// Raft settings of one mirror, in ticks of `RAFT_TICK_INTERVAL_MS`.
+fn raft_config(config: &Config, shard: u32) -> RaftConfig {
+    let voters = config.nodes.iter().map(|node| node.id).collect();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.subsec_nanos());
+    // Different on every node and restart, so that elections do not keep splitting.
+    let seed = config.node_id.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        ^ (u64::from(shard) << 32)
+        ^ u64::from(nanos);
+    let mut raft = RaftConfig::with_defaults(config.node_id, voters, seed);
+    let ticks = |ms: u64| (ms / RAFT_TICK_INTERVAL_MS).max(1);
+    raft.heartbeat_ticks = ticks(config.raft.heartbeat_interval_ms);
+    raft.election_ticks_min = ticks(config.raft.election_timeout_min_ms);
+    raft.election_ticks_max =
+        ticks(config.raft.election_timeout_max_ms).max(raft.election_ticks_min + 1);
+    raft
 }
 
 fn spawn_mesh_receivers(core: &Rc<Core>, mut receivers: Receivers<CoreMessage>) {
@@ -279,10 +292,15 @@ fn spawn_mesh_receivers(core: &Rc<Core>, mut receivers: Receivers<CoreMessage>) 
 }
 
 async fn run_ticker(core: Rc<Core>) {
+    let snapshot_every = (CORE_TICK_INTERVAL_MS / RAFT_TICK_INTERVAL_MS).max(1);
+    let mut ticks = 0u64;
     loop {
-        glommio::timer::sleep(Duration::from_millis(CORE_TICK_INTERVAL_MS)).await;
+        glommio::timer::sleep(Duration::from_millis(RAFT_TICK_INTERVAL_MS)).await;
         core.tick();
-        core.snapshot_if_due(SNAPSHOT_INTERVAL_ENTRIES).await;
+        ticks += 1;
+        if ticks.is_multiple_of(snapshot_every) {
+            core.snapshot_if_due().await;
+        }
     }
 }
 
@@ -308,7 +326,7 @@ async fn accept_until_stopped(core: &Rc<Core>, listener: TcpListener) -> Connect
         };
         if connections.borrow().len() >= CORE_CONNECTIONS_MAX {
             tracing::warn!(
-                core = core.id,
+                core = core.id(),
                 "connection limit reached; closing a new connection"
             );
             continue;
@@ -337,11 +355,11 @@ async fn drain(core: &Rc<Core>, connections: &Connections, barrier: &NodeBarrier
     }
     let deadline = Some(Instant::now() + Duration::from_millis(SHUTDOWN_DRAIN_MS));
     wait_for(|| connections.borrow().is_empty(), deadline).await;
-    wait_for(|| core.unapplied() == 0 && !core.has_unsynced(), deadline).await;
+    wait_for(|| core.in_flight() == 0 && !core.has_unsynced(), deadline).await;
     barrier.drained.fetch_add(1, Ordering::SeqCst);
     wait_for(|| barrier.drained.load(Ordering::SeqCst) == cores, deadline).await;
-    wait_for(|| core.unapplied() == 0 && !core.has_unsynced(), deadline).await;
-    tracing::info!(core = core.id, "drained");
+    wait_for(|| core.in_flight() == 0 && !core.has_unsynced(), deadline).await;
+    tracing::info!(core = core.id(), "drained");
 }
 
 /// Polls `condition` every few milliseconds until it holds or `deadline` passes.
