@@ -1,5 +1,6 @@
 //! `quorder`: the command-line client of a quorder cluster. See `quorder --help`.
-#![forbid(unsafe_code)]
+// `unsafe` only where a module allows it: cli::cluster::unix (signals, kill, flock).
+#![deny(unsafe_code)]
 
 mod cli;
 

@@ -3,6 +3,7 @@
 //! and one module beside this one.
 
 mod args;
+mod cluster;
 mod item;
 mod order;
 mod output;
@@ -30,7 +31,8 @@ Examples:
   quorder item put --sku 5 --available 100 --price-cents 1999
   quorder order place --customer 7 --line 5:2 --line 9:1
   quorder --json order get --id 0123456789abcdef0123456789abcdef
-  quorder --addr node1:7400,node2:7400 --addr node3:7400 item get --sku 5";
+  quorder --addr node1:7400,node2:7400 --addr node3:7400 item get --sku 5
+  quorder cluster local --nodes 3 --dir /tmp/quorder-local";
 
 /// Command-line client of a quorder cluster.
 #[derive(Debug, Parser)]
@@ -76,6 +78,9 @@ enum Command {
     /// Orders: place, read, cancel.
     #[command(subcommand)]
     Order(order::OrderCommand),
+    /// Local clusters: `cluster local` starts N nodes on this host and supervises them.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 /// What every command needs besides its own arguments.
@@ -136,6 +141,7 @@ pub fn run() -> ExitCode {
         Command::Ping => ping::run(&context),
         Command::Item(command) => item::run(&context, command),
         Command::Order(command) => order::run(&context, command),
+        Command::Cluster(command) => cluster::run(&context, command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
