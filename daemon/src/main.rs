@@ -75,9 +75,18 @@ fn run(arguments: Arguments) -> Result<(), String> {
         .name("quorder-signals".into())
         .spawn(wait_for_stop_signal)
         .map_err(|error| format!("cannot start the signal thread: {error}"))?;
-    runtime::run(&config, &cpus[..config.cores as usize]).map_err(|error| error.to_string())?;
+    let pinned = pinned_cpus(&cpus, config.cores as usize, config.node_id);
+    runtime::run(&config, &pinned).map_err(|error| error.to_string())?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// CPUs for the executors: `cores` of them, starting at an offset derived from the node
+/// id, so that several nodes of a local cluster sharing one host spread over its CPUs
+/// (a node using every CPU gets them all either way).
+fn pinned_cpus(cpus: &[usize], cores: usize, node_id: u64) -> Vec<usize> {
+    let offset = (node_id.saturating_sub(1) as usize).wrapping_mul(cores) % cpus.len();
+    (0..cores).map(|core| cpus[(offset + core) % cpus.len()]).collect()
 }
 
 fn stop_signals() -> libc::sigset_t {
