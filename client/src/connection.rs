@@ -29,6 +29,7 @@ use quorder_proto::codec;
 use quorder_proto::frame::{write_frame, Header};
 use quorder_proto::limits::{BATCH_OPERATIONS_MAX, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES};
 use quorder_proto::message::{Batch, Operation, Reply};
+use quorder_proto::status::{ClusterStatus, StatusRequest};
 use quorder_proto::{ErrorReply, FrameError, FrameKind};
 use rkyv::util::AlignedVec;
 use std::collections::HashMap;
@@ -41,6 +42,7 @@ use std::time::Duration;
 
 type SingleCallback = Box<dyn FnOnce(Result<Reply, ClientError>) + Send>;
 type BatchCallback = Box<dyn FnOnce(Result<Vec<Reply>, ClientError>) + Send>;
+type StatusCallback = Box<dyn FnOnce(Result<ClusterStatus, ClientError>) + Send>;
 
 /// A request waiting for its reply.
 enum Pending {
@@ -49,6 +51,7 @@ enum Pending {
         operation_count: usize,
         callback: BatchCallback,
     },
+    Status(StatusCallback),
 }
 
 impl Pending {
@@ -56,6 +59,7 @@ impl Pending {
         match self {
             Pending::Single(callback) => callback(Err(error)),
             Pending::Batch { callback, .. } => callback(Err(error)),
+            Pending::Status(callback) => callback(Err(error)),
         }
     }
 }
@@ -281,6 +285,23 @@ impl Connection {
         self.send(FrameKind::BatchRequest, &body, pending)
     }
 
+    /// Asks the node for the cluster's status (with `include_peers`, it asks its peers
+    /// too) and waits up to `timeout`.
+    pub fn status(
+        &self,
+        include_peers: bool,
+        timeout: Duration,
+    ) -> Result<ClusterStatus, ClientError> {
+        let body = codec::encode_status_request(&StatusRequest { include_peers })
+            .map_err(|error| ClientError::InvalidRequest(error.to_string()))?;
+        let (sender, receiver) = mpsc::sync_channel(1);
+        let pending = Pending::Status(Box::new(move |result| {
+            let _ = sender.send(result);
+        }));
+        let request_id = self.send(FrameKind::StatusRequest, &body, pending)?;
+        self.wait(request_id, &receiver, timeout)
+    }
+
     /// Sends one operation and waits up to `timeout` for its reply. On timeout the
     /// request is abandoned (its in-flight slot freed); it may still be applied.
     pub fn call(&self, operation: &Operation, timeout: Duration) -> Result<Reply, ClientError> {
@@ -425,7 +446,10 @@ fn read_replies(shared: &Shared, stream: &mut TcpStream) -> CloseCause {
             Ok(header) => header,
             Err(error) => return CloseCause::Frame(error),
         };
-        if !matches!(header.kind, FrameKind::Reply | FrameKind::BatchReply) {
+        if !matches!(
+            header.kind,
+            FrameKind::Reply | FrameKind::BatchReply | FrameKind::StatusReply
+        ) {
             return CloseCause::Frame(FrameError::UnexpectedKind { kind: header.kind });
         }
         // The length was bounded by `Header::decode` (FRAME_BODY_BYTES_MAX).
@@ -480,6 +504,22 @@ fn complete(pending: Pending, kind: FrameKind, body: &[u8]) {
             operation_count,
             callback,
         } => callback(batch_result(kind, body, operation_count)),
+        Pending::Status(callback) => callback(status_result(kind, body)),
+    }
+}
+
+fn status_result(kind: FrameKind, body: &[u8]) -> Result<ClusterStatus, ClientError> {
+    match kind {
+        FrameKind::StatusReply => Ok(codec::decode_cluster_status(body)?),
+        FrameKind::Reply => match codec::decode_reply(body)? {
+            Reply::Error(reply) => Err(ClientError::Server(reply)),
+            other => Err(ClientError::Unexpected(format!(
+                "reply {other:?} to a status request"
+            ))),
+        },
+        _ => Err(ClientError::Unexpected(format!(
+            "{kind:?} frame in answer to a status request"
+        ))),
     }
 }
 

@@ -8,6 +8,7 @@ mod item;
 mod order;
 mod output;
 mod ping;
+mod status;
 
 use clap::{Parser, Subcommand};
 use output::Output;
@@ -28,6 +29,7 @@ Exit status:
 
 Examples:
   quorder ping
+  quorder --json status
   quorder item put --sku 5 --available 100 --price-cents 1999
   quorder order place --customer 7 --line 5:2 --line 9:1
   quorder --json order get --id 0123456789abcdef0123456789abcdef
@@ -78,6 +80,9 @@ enum Command {
     /// Orders: place, read, cancel.
     #[command(subcommand)]
     Order(order::OrderCommand),
+    /// The cluster: nodes, and per shard its primary, term and every mirror's commit index,
+    /// applied index and state digest.
+    Status,
     /// Local clusters: `cluster local` starts N nodes on this host and supervises them.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
@@ -139,6 +144,7 @@ pub fn run() -> ExitCode {
     };
     let result = match cli.command {
         Command::Ping => ping::run(&context),
+        Command::Status => status::run(&context),
         Command::Item(command) => item::run(&context, command),
         Command::Order(command) => order::run(&context, command),
         Command::Cluster(command) => cluster::run(&context, command),
