@@ -52,6 +52,9 @@ pub const CORE_TICK_INTERVAL_MS: u64 = 50;
 /// Entries applied since a shard's last snapshot that trigger a new snapshot.
 pub const SNAPSHOT_INTERVAL_ENTRIES: u64 = 200_000;
 
+/// Smallest snapshot interval a configuration may ask for (tests use small ones).
+pub const SNAPSHOT_INTERVAL_ENTRIES_MIN: u64 = 100;
+
 /// How long a stopping node waits for in-flight requests to finish.
 pub const SHUTDOWN_DRAIN_MS: u64 = 10_000;
 

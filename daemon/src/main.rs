@@ -86,7 +86,9 @@ fn run(arguments: Arguments) -> Result<(), String> {
 /// (a node using every CPU gets them all either way).
 fn pinned_cpus(cpus: &[usize], cores: usize, node_id: u64) -> Vec<usize> {
     let offset = (node_id.saturating_sub(1) as usize).wrapping_mul(cores) % cpus.len();
-    (0..cores).map(|core| cpus[(offset + core) % cpus.len()]).collect()
+    (0..cores)
+        .map(|core| cpus[(offset + core) % cpus.len()])
+        .collect()
 }
 
 fn stop_signals() -> libc::sigset_t {

@@ -6,7 +6,7 @@
 
 pub mod cluster;
 
-use crate::limits::SHARDS_MAX;
+use crate::limits::{SHARDS_MAX, SNAPSHOT_INTERVAL_ENTRIES, SNAPSHOT_INTERVAL_ENTRIES_MIN};
 use cluster::{NodeEntry, NodeId, NodeInfo, RaftSection, RaftTiming, WanSection};
 use serde::Deserialize;
 use std::net::SocketAddr;
@@ -72,6 +72,8 @@ pub struct FileConfig {
     pub raft: Option<RaftSection>,
     /// Simulated inter-region delay (tests and benchmarks).
     pub wan: Option<WanSection>,
+    /// Entries a mirror applies between two snapshots (default 200,000).
+    pub snapshot_interval_entries: Option<u64>,
 }
 
 /// Values given on the command line; each overrides the file.
@@ -115,6 +117,8 @@ pub struct Config {
     pub raft: RaftTiming,
     /// Delay added to peer messages towards other regions (0: none).
     pub wan_delay_ms: u64,
+    /// Entries a mirror applies between two snapshots.
+    pub snapshot_interval_entries: u64,
 }
 
 impl Config {
@@ -228,6 +232,15 @@ impl Config {
         })?;
         let raft = cluster::resolve_raft(file.raft)?;
         let wan_delay_ms = file.wan.and_then(|wan| wan.delay_ms).unwrap_or(0);
+        let snapshot_interval_entries = file
+            .snapshot_interval_entries
+            .unwrap_or(SNAPSHOT_INTERVAL_ENTRIES);
+        if snapshot_interval_entries < SNAPSHOT_INTERVAL_ENTRIES_MIN {
+            return Err(invalid(
+                "snapshot_interval_entries",
+                format!("must be at least {SNAPSHOT_INTERVAL_ENTRIES_MIN}, got {snapshot_interval_entries}"),
+            ));
+        }
         Ok(Config {
             data_dir,
             client_addr,
@@ -239,6 +252,7 @@ impl Config {
             nodes,
             raft,
             wan_delay_ms,
+            snapshot_interval_entries,
         })
     }
 }

@@ -117,9 +117,10 @@ impl RaftConfig {
             );
             return Err(error("election_ticks_min", reason));
         }
-        if self.election_ticks_max <= self.election_ticks_min {
+        // Timeouts are drawn from min..max: a single value would let candidates collide forever.
+        if self.election_ticks_max < self.election_ticks_min + 2 {
             let reason = format!(
-                "{} must exceed election_ticks_min ({}) so timeouts are randomized",
+                "{} must exceed election_ticks_min ({}) by 2 or more so timeouts are randomized",
                 self.election_ticks_max, self.election_ticks_min
             );
             return Err(error("election_ticks_max", reason));

@@ -100,6 +100,8 @@ pub struct CoreIdentity {
     pub nodes: Vec<NodeInfo>,
     /// Data directory.
     pub data_dir: PathBuf,
+    /// Entries a mirror applies between two snapshots.
+    pub snapshot_interval_entries: u64,
 }
 
 /// State of one core. Lives in an `Rc` shared by the core's tasks.

@@ -152,6 +152,7 @@ async fn run_core(
         node_id: config.node_id,
         nodes: config.nodes.clone(),
         data_dir: config.data_dir.clone(),
+        snapshot_interval_entries: config.snapshot_interval_entries,
     };
     let (core, bell) = Core::new(identity, shards, wal, senders, peers);
     glommio::spawn_local(Rc::clone(&core).run_flusher(bell)).detach();

@@ -9,7 +9,6 @@
 //! each mirror's order.
 
 use super::core::{now_ms, Core};
-use crate::limits::SNAPSHOT_INTERVAL_ENTRIES;
 use crate::raft::log::SnapshotMeta;
 use crate::recovery::{DurableHardState, RECORD_KIND_HARD_STATE, RECORD_KIND_LOG_RESET};
 use crate::shard::PersistRequest;
@@ -252,7 +251,7 @@ impl Core {
         }
     }
 
-    /// Snapshots every mirror that applied `SNAPSHOT_INTERVAL_ENTRIES` entries since its
+    /// Snapshots every mirror that applied `snapshot_interval_entries` entries since its
     /// last snapshot, compacts its log, and releases the WAL segments no mirror needs.
     pub async fn snapshot_if_due(self: &Rc<Self>) {
         if self.persist.snapshot_running.replace(true) {
@@ -265,7 +264,7 @@ impl Core {
                 .iter()
                 .filter(|(shard, state)| {
                     let last = taken.get(shard).copied().unwrap_or(0);
-                    state.store().applied_index() >= last + SNAPSHOT_INTERVAL_ENTRIES
+                    state.store().applied_index() >= last + self.identity.snapshot_interval_entries
                 })
                 .map(|(shard, _)| *shard)
                 .collect()
