@@ -295,6 +295,11 @@ impl<S> Shard<S> {
     /// The snapshot the shell should write now for compaction: the store and its position.
     pub fn snapshot_now(&self) -> Option<(SnapshotMeta, AlignedVec)> {
         let index = self.store.applied_index();
+        // A snapshot received from the leader is in the store but not yet durable: the
+        // group does not count it as applied until then, so wait.
+        if index != self.raft.applied_index() {
+            return None;
+        }
         let term = self.raft.term_of(index)?;
         Some((SnapshotMeta { index, term }, self.store.to_snapshot()))
     }

@@ -37,8 +37,8 @@ pub struct SimOptions {
     pub stock_per_sku: u64,
     /// Steps of the faulty phase.
     pub steps: u32,
-    /// Percent chance per step that a node crashes.
-    pub crash_percent: u64,
+    /// Chance per thousand steps that a node crashes.
+    pub crash_per_mille: u64,
     /// Percent chance that a message is lost.
     pub drop_percent: u64,
     /// Percent chance that a message is delivered twice.
@@ -56,10 +56,10 @@ impl SimOptions {
         SimOptions {
             nodes,
             shards: 1 + rng.below(4) as u32,
-            skus: 8,
-            stock_per_sku: 6,
-            steps: 300,
-            crash_percent: rng.below(3),
+            skus: 12,
+            stock_per_sku: 40,
+            steps: 2000,
+            crash_per_mille: rng.below(15),
             drop_percent: rng.below(10),
             duplicate_percent: rng.below(5),
             partition_percent: if nodes > 1 { rng.below(4) } else { 0 },
@@ -260,7 +260,7 @@ impl Sim {
     }
 
     fn maybe_fault(&mut self) {
-        if self.rng.chance(self.options.crash_percent) {
+        if self.rng.below(1000) < self.options.crash_per_mille {
             let position = self.rng.below(self.nodes.len() as u64) as usize;
             if self.nodes[position].up {
                 self.report.crashes += 1;
