@@ -1,4 +1,4 @@
-//! The worked example of `proto/PROTOCOL.md` §9: one `PlaceOrder` request frame and the
+//! The worked example of `proto/PROTOCOL.md` §10.1: one `PlaceOrder` request frame and the
 //! `Order` reply frame, byte for byte, plus the shard-map and CRC reference values the
 //! document quotes. If this file changes, the document must change with it.
 
