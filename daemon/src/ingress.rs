@@ -39,6 +39,8 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
     let frames = Rc::new(frames);
     let writer = glommio::spawn_local(write_frames(write_half, frame_receiver));
     let permits = Rc::new(Semaphore::new(CONNECTION_IN_FLIGHT_MAX as u64));
+    // A framing error ends the reading; its reply is the last frame the client gets.
+    let mut closing: Option<(u64, FrameError)> = None;
     loop {
         let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
         if reader.read_exact(&mut header_bytes).await.is_err() {
@@ -47,13 +49,12 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
         let header = match Header::decode(&header_bytes) {
             Ok(header) => header,
             Err(error) => {
-                let request_id = Header::request_id_hint(&header_bytes);
-                send_frame_error(&frames, request_id, &error).await;
+                closing = Some((Header::request_id_hint(&header_bytes), error));
                 break;
             }
         };
         if let Err(error) = check_client_header(&header) {
-            send_frame_error(&frames, header.request_id, &error).await;
+            closing = Some((header.request_id, error));
             break;
         }
         let mut body = AlignedVec::with_capacity(header.body_length as usize);
@@ -62,7 +63,7 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
             break;
         }
         if let Err(error) = header.check_body(&body) {
-            send_frame_error(&frames, header.request_id, &error).await;
+            closing = Some((header.request_id, error));
             break;
         }
         let Ok(permit) = permits.acquire_static_permit(1).await else {
@@ -85,10 +86,15 @@ pub async fn serve_connection(core: Rc<Core>, stream: TcpStream) {
                 .detach();
             }
             Err(error) => {
-                send_frame_error(&frames, header.request_id, &error).await;
+                closing = Some((header.request_id, error));
                 break;
             }
         }
+    }
+    if let Some((request_id, error)) = closing {
+        // Requests already accepted are answered first; then the error, then the close.
+        let _ = permits.acquire(CONNECTION_IN_FLIGHT_MAX as u64).await;
+        send_frame_error(&frames, request_id, &error).await;
     }
     drop(frames);
     writer.await;

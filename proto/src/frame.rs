@@ -56,7 +56,8 @@ impl FrameKind {
     /// batches of entries and so get a larger bound than client frames.
     pub fn body_bytes_max(self) -> usize {
         match self {
-            FrameKind::Peer => PEER_FRAME_BODY_BYTES_MAX,
+            // A status reply lists every mirror of every shard: up to 9 × 4096 of them.
+            FrameKind::Peer | FrameKind::StatusReply => PEER_FRAME_BODY_BYTES_MAX,
             _ => FRAME_BODY_BYTES_MAX,
         }
     }

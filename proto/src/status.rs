@@ -8,7 +8,8 @@ use rkyv::{Archive, Deserialize, Serialize};
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub struct StatusRequest {
-    /// Also ask the peers (a client sets this; a node asking its peers does not).
+    /// Also ask the peers (`quorder status` sets it); without it the node reports only
+    /// its own mirrors.
     pub include_peers: bool,
 }
 
@@ -118,9 +119,13 @@ impl ClusterStatus {
                 mirrors: Vec::new(),
             });
             entry.mirrors.extend(report.mirrors);
-            if report.term > entry.term || (report.term == entry.term && entry.primary.is_none()) {
-                entry.term = report.term.max(entry.term);
-                entry.primary = report.primary.or(entry.primary);
+            // The primary is the one named in the highest term; a term has at most one,
+            // so the order of the reports does not matter.
+            if report.term > entry.term {
+                entry.term = report.term;
+                entry.primary = report.primary;
+            } else if report.term == entry.term && entry.primary.is_none() {
+                entry.primary = report.primary;
             }
         }
         let shards = shards
@@ -135,6 +140,47 @@ impl ClusterStatus {
             answered_by,
             nodes,
             shards,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(shard: u32, node: u64, term: u64, primary: Option<u64>) -> ShardStatus {
+        let mirror = MirrorStatus {
+            node,
+            role: MirrorRole::Follower,
+            term,
+            commit_index: 1,
+            applied_index: 1,
+            digest: 7,
+        };
+        ShardStatus {
+            shard,
+            primary,
+            term,
+            mirrors: vec![mirror],
+        }
+    }
+
+    #[test]
+    fn merge_takes_the_primary_of_the_highest_term_in_any_order() {
+        let reports = vec![
+            report(0, 1, 5, Some(1)),
+            report(0, 2, 6, None),
+            report(0, 3, 6, Some(3)),
+        ];
+        for order in [[0, 1, 2], [2, 1, 0], [1, 0, 2], [1, 2, 0]] {
+            let shuffled = order.iter().map(|at| reports[*at].clone()).collect();
+            let merged = ClusterStatus::merge(1, Vec::new(), shuffled);
+            assert_eq!(
+                (merged.shards[0].term, merged.shards[0].primary),
+                (6, Some(3)),
+                "{order:?}"
+            );
+            assert_eq!(merged.shards[0].mirrors.len(), 3);
         }
     }
 }

@@ -552,7 +552,7 @@ fn frame_kind_bytes_and_body_bounds() {
         (3, FrameKind::BatchRequest, FRAME_BODY_BYTES_MAX),
         (4, FrameKind::BatchReply, FRAME_BODY_BYTES_MAX),
         (5, FrameKind::StatusRequest, FRAME_BODY_BYTES_MAX),
-        (6, FrameKind::StatusReply, FRAME_BODY_BYTES_MAX),
+        (6, FrameKind::StatusReply, PEER_FRAME_BODY_BYTES_MAX),
         (16, FrameKind::PeerHello, FRAME_BODY_BYTES_MAX),
         (17, FrameKind::PeerHelloReply, FRAME_BODY_BYTES_MAX),
         (18, FrameKind::Peer, PEER_FRAME_BODY_BYTES_MAX),

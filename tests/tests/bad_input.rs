@@ -15,7 +15,7 @@ use quorder_proto::codec::{
 use quorder_proto::frame::{crc32, Header, MAGIC, PROTOCOL_VERSION};
 use quorder_proto::limits::{
     BATCH_OPERATIONS_MAX, ERROR_TEXT_BYTES_MAX, FRAME_BODY_BYTES_MAX, FRAME_HEADER_BYTES,
-    LINE_QUANTITY_MAX, PRICE_CENTS_MAX, STOCK_MAX,
+    LINE_QUANTITY_MAX, PRICE_CENTS_MAX, REQUEST_BODY_BYTES_MAX, STOCK_MAX,
 };
 use quorder_proto::{
     Batch, BatchReply, ErrorReply, FrameError, FrameKind, Item, Operation, Order, OrderLine,
@@ -349,30 +349,59 @@ fn header_errors_get_one_reply_then_close() {
     }
 }
 
+/// A `Batch` of one operation in a body of exactly `FRAME_BODY_BYTES_MAX` bytes: zeros,
+/// then the 64-byte operation (16-aligned), 8 bytes of gap, and the 8-byte root.
+fn batch_at_the_limit(operation: Operation) -> Vec<u8> {
+    let encoded = encode_operation(&operation).expect("encode");
+    assert_eq!(
+        encoded.len(),
+        64,
+        "test premise: an operation without pointees"
+    );
+    let root = FRAME_BODY_BYTES_MAX - 8;
+    let element = root - 72;
+    let mut body = vec![0u8; FRAME_BODY_BYTES_MAX];
+    body[element..element + 64].copy_from_slice(&encoded);
+    body[root..root + 4].copy_from_slice(&(-72i32).to_le_bytes());
+    body[root + 4..].copy_from_slice(&1u32.to_le_bytes());
+    assert!(
+        quorder_proto::codec::access_batch(&aligned(&body)).is_ok(),
+        "test premise: a valid batch"
+    );
+    body
+}
+
 #[test]
 fn oversized_bodies_are_refused_before_reading() {
     let (mut node, mut watch) = start("bad-input-oversized");
-    // Only the header is sent: an answer proves the node neither waited for the body nor
-    // (since it is still alive and serving) tried to hold 4 GiB of it.
-    for body_length in [FRAME_BODY_BYTES_MAX as u32 + 1, u32::MAX] {
+    // Only headers are sent: an answer proves the node neither waited for the body nor
+    // (since it is still alive and serving) tried to hold 4 GiB of it. A single-operation
+    // `Request` has the tighter bound `REQUEST_BODY_BYTES_MAX`, a batch the frame bound.
+    let oversized = [
+        (FrameKind::Request, REQUEST_BODY_BYTES_MAX as u32 + 1),
+        (FrameKind::Request, FRAME_BODY_BYTES_MAX as u32 + 1),
+        (FrameKind::BatchRequest, FRAME_BODY_BYTES_MAX as u32 + 1),
+        (FrameKind::BatchRequest, u32::MAX),
+    ];
+    for (kind, body_length) in oversized {
         let header = RawHeader {
             body_length,
-            ..RawHeader::for_body(FrameKind::Request, 41, &[])
+            ..RawHeader::for_body(kind, 41, &[])
         };
-        let case = format!("body_length {body_length}");
+        let case = format!("{kind:?} with body_length {body_length}");
         expect_bad_frame(&node, &header.encode(), 41, &case);
         watch.check(&mut node, &case);
     }
 
-    // The limit itself is allowed: a 1 MiB body of zeros is a valid `Ping { nonce: 0 }`
-    // (gaps before the root are never read), answered on a connection that stays open.
-    let body = vec![0u8; FRAME_BODY_BYTES_MAX];
+    // The bounds themselves are allowed, and the connection stays open. Leading gaps are
+    // never read: a `Request` body of zeros is a `Ping { nonce: 0 }`.
     let mut stream = connect(&node);
+    let body = vec![0u8; REQUEST_BODY_BYTES_MAX];
     let header = RawHeader::for_body(FrameKind::Request, 42, &body);
     stream
         .write_all(&frame(&header, &body))
-        .expect("send a body at the limit");
-    let reply = read_reply(&mut stream, 42, "body at the limit");
+        .expect("send a request at the limit");
+    let reply = read_reply(&mut stream, 42, "request at the limit");
     assert_eq!(
         reply,
         Reply::Pong {
@@ -380,12 +409,27 @@ fn oversized_bodies_are_refused_before_reading() {
             shard_count: SHARDS
         }
     );
+    let body = batch_at_the_limit(Operation::Ping { nonce: 6 });
+    let header = RawHeader::for_body(FrameKind::BatchRequest, 43, &body);
     stream
-        .write_all(&request_frame(43, &Operation::Ping { nonce: 5 }))
+        .write_all(&frame(&header, &body))
+        .expect("send a batch at the limit");
+    let (header, reply) = read_frame(&mut stream, "batch at the limit");
+    assert_eq!(
+        (header.kind, header.request_id),
+        (FrameKind::BatchReply, 43)
+    );
+    let replies = decode_batch_reply(&reply).expect("decode").replies;
+    assert!(
+        matches!(replies[..], [Reply::Pong { nonce: 6, .. }]),
+        "{replies:?}"
+    );
+    stream
+        .write_all(&request_frame(44, &Operation::Ping { nonce: 5 }))
         .expect("send a ping");
-    let reply = read_reply(&mut stream, 43, "ping after a body at the limit");
+    let reply = read_reply(&mut stream, 44, "ping after bodies at the limit");
     assert!(matches!(reply, Reply::Pong { nonce: 5, .. }), "{reply:?}");
-    watch.check(&mut node, "a body at the limit");
+    watch.check(&mut node, "bodies at the limit");
 }
 
 #[test]
@@ -704,7 +748,6 @@ fn batch_errors_keep_the_connection_open() {
 /// debug builds it holds addresses of the node's buffers). The front door passes
 /// `FrameError::InvalidBody`'s text through, which embeds rancor's message.
 #[test]
-#[ignore = "daemon bug: BadFrame reason for an invalid archive echoes rancor's validator text"]
 fn invalid_body_reason_does_not_echo_the_validator() {
     let node = Node::start(&scratch_dir("bad-input-reason"), SHARDS, CORES);
     let mut body = encode_operation(&Operation::Ping { nonce: 1 })
@@ -721,12 +764,10 @@ fn invalid_body_reason_does_not_echo_the_validator() {
     }
 }
 
-/// PROTOCOL.md §4: after a framing error the node sends one error reply and closes;
-/// requests still in flight on that connection get no reply. The front door instead
-/// writes the error reply first and then the replies of every request still in flight
-/// (here all 8 puts, 1280 bytes) before closing.
+/// PROTOCOL.md §4: after a framing error the node answers the requests it had already
+/// accepted on that connection, then sends the error reply, then closes: nothing follows
+/// the error reply.
 #[test]
-#[ignore = "daemon/doc mismatch: replies to in-flight requests follow the framing error reply"]
 fn nothing_follows_the_framing_error_reply() {
     let (mut node, mut watch) = start("bad-input-in-flight");
     let mut bytes = Vec::new();

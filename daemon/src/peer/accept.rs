@@ -12,6 +12,9 @@ use quorder_proto::limits::FRAME_HEADER_BYTES;
 use quorder_proto::peer::{PeerHello, PeerHelloReply};
 use rkyv::util::AlignedVec;
 
+/// Largest hello body accepted (a hello is a few dozen bytes).
+const PEER_HELLO_BYTES_MAX: usize = 1024;
+
 /// What this node expects of a dialing peer.
 #[derive(Debug, Clone)]
 pub struct LocalShape {
@@ -51,11 +54,29 @@ pub async fn read_frame<R: futures_lite::io::AsyncRead + Unpin>(
 /// peer is accepted; refuses (and the caller drops the connection) otherwise.
 pub async fn greet(stream: &mut TcpStream, shape: &LocalShape) -> Result<PeerHello, String> {
     // Unbuffered on purpose: nothing past the hello may be consumed here, because the
-    // connection may move to another core after it.
-    let (header, body) = read_frame(stream).await?;
-    if header.kind != FrameKind::PeerHello {
-        return Err(format!("expected a peer hello, got {:?}", header.kind));
+    // connection may move to another core after it. Nothing is trusted yet either, so
+    // the kind and a small length are checked before the body is read.
+    let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
+    stream
+        .read_exact(&mut header_bytes)
+        .await
+        .map_err(|error| format!("read: {error}"))?;
+    let header = Header::decode(&header_bytes).map_err(|error: FrameError| error.to_string())?;
+    if header.kind != FrameKind::PeerHello || header.body_length as usize > PEER_HELLO_BYTES_MAX {
+        return Err(format!(
+            "expected a peer hello, got {:?} of {} bytes",
+            header.kind, header.body_length
+        ));
     }
+    let mut body: AlignedVec = AlignedVec::with_capacity(header.body_length as usize);
+    body.resize(header.body_length as usize, 0);
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|error| format!("read: {error}"))?;
+    header
+        .check_body(&body)
+        .map_err(|error| error.to_string())?;
     let hello = decode_peer_hello(&body).map_err(|error| error.to_string())?;
     let refusal = check_hello(&hello, shape);
     let reply = match &refusal {
