@@ -176,3 +176,13 @@ pub const RAFT_TICK_INTERVAL_MS: u64 = 10;
 /// How long a node waits for the primary to answer a request it forwarded before it
 /// answers `Unavailable` (the client retries, idempotently).
 pub const FORWARD_TIMEOUT_MS: u64 = 5_000;
+
+/// Most Raft messages gathered into one peer message (several frames if more).
+pub const RAFT_MESSAGES_PER_PEER_FRAME_MAX: usize = 64;
+
+// A peer message of that many maximal Raft messages would not fit a frame, so appends are
+// bounded well below: in practice a batch is heartbeats plus a few appends.
+const _: () = assert!(RAFT_MESSAGES_PER_PEER_FRAME_MAX >= 2 * SHARDS_PER_CORE_TYPICAL);
+
+/// Shards per core on the default shape (8 shards, 2..=8 cores): a tick's heartbeats.
+pub const SHARDS_PER_CORE_TYPICAL: usize = 8;

@@ -12,12 +12,11 @@ use rkyv::{Archive, Deserialize, Serialize};
 #[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 #[rkyv(derive(Debug))]
 pub enum PeerMessage {
-    /// Raft message for the group of `shard`.
+    /// Raft messages for the groups of this core's shards, gathered over one turn of the
+    /// sending core: the heartbeats of all groups towards a peer travel as one message.
     Raft {
-        /// The shard.
-        shard: u32,
-        /// The message.
-        message: WireMessage,
+        /// (shard, message) pairs, in the order they were produced.
+        messages: Vec<RaftEnvelope>,
     },
     /// Two-phase commit: to the primary of the participant shard.
     ToParticipant(ParticipantRequest),
@@ -59,16 +58,21 @@ pub enum PeerMessage {
     },
 }
 
+/// One Raft message inside `PeerMessage::Raft`.
+#[derive(Archive, Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[rkyv(derive(Debug))]
+pub struct RaftEnvelope {
+    /// The shard whose group it belongs to.
+    pub shard: u32,
+    /// The message.
+    pub message: WireMessage,
+}
+
 /// A received peer message, with Raft messages already checked and converted.
 #[derive(Debug)]
 pub enum Received {
-    /// Raft message for a shard.
-    Raft {
-        /// The shard.
-        shard: u32,
-        /// The message.
-        message: Message,
-    },
+    /// Raft messages, by shard, in order.
+    Raft(Vec<(u32, Message)>),
     /// Anything else, owned.
     Other(PeerMessage),
 }
@@ -83,13 +87,14 @@ pub fn encode(message: &PeerMessage) -> AlignedVec {
 pub fn decode(body: &[u8]) -> Result<Received, String> {
     let archived = rkyv::access::<ArchivedPeerMessage, rancor::Error>(body)
         .map_err(|_| "peer message is not a valid archive".to_string())?;
-    if let ArchivedPeerMessage::Raft { shard, message } = archived {
-        let message =
-            from_wire(message as &ArchivedWireMessage).map_err(|error| error.to_string())?;
-        return Ok(Received::Raft {
-            shard: shard.to_native(),
-            message,
-        });
+    if let ArchivedPeerMessage::Raft { messages } = archived {
+        let mut converted = Vec::with_capacity(messages.len());
+        for envelope in messages.iter() {
+            let message = from_wire(&envelope.message as &ArchivedWireMessage)
+                .map_err(|error| error.to_string())?;
+            converted.push((envelope.shard.to_native(), message));
+        }
+        return Ok(Received::Raft(converted));
     }
     rkyv::deserialize::<PeerMessage, rancor::Error>(archived)
         .map(Received::Other)

@@ -12,8 +12,8 @@ use super::message::{CoreMessage, ReplySink};
 use super::persist::PersistState;
 use crate::config::cluster::{NodeId, NodeInfo};
 use crate::crashpoint::{self, CrashPoint};
-use crate::limits::FORWARD_TIMEOUT_MS;
-use crate::peer::message::{encode as encode_peer, PeerMessage, Received};
+use crate::limits::{FORWARD_TIMEOUT_MS, RAFT_MESSAGES_PER_PEER_FRAME_MAX};
+use crate::peer::message::{encode as encode_peer, PeerMessage, RaftEnvelope, Received};
 use crate::peer::PeerTransport;
 use crate::raft::message::Message;
 use crate::raft::wire::to_wire;
@@ -116,6 +116,8 @@ pub struct Core {
     waiting: RefCell<HashMap<u64, futures_channel::oneshot::Sender<Reply>>>,
     status_waiting: RefCell<HashMap<u64, LocalSender<Vec<ShardStatus>>>>,
     forwarded: RefCell<HashMap<u64, (u32, std::time::Instant, ReplySink)>>,
+    raft_outbox: RefCell<BTreeMap<NodeId, Vec<RaftEnvelope>>>,
+    raft_flush_scheduled: Cell<bool>,
     pub(super) core_status_waiting: RefCell<HashMap<u64, LocalSender<CoreStatus>>>,
     next_token: Cell<u64>,
     pub(super) flush_bell: LocalSender<()>,
@@ -151,6 +153,8 @@ impl Core {
             status_waiting: RefCell::new(HashMap::new()),
             core_status_waiting: RefCell::new(HashMap::new()),
             forwarded: RefCell::new(HashMap::new()),
+            raft_outbox: RefCell::new(BTreeMap::new()),
+            raft_flush_scheduled: Cell::new(false),
             next_token: Cell::new(1),
             flush_bell,
             me: me.clone(),
@@ -383,13 +387,40 @@ impl Core {
         Some(node.client_addr.to_string())
     }
 
+    /// Queues a Raft message; everything queued in this turn of the core leaves as one
+    /// peer message per destination (heartbeats of all groups coalesced).
     fn send_raft(&self, shard: u32, to: NodeId, message: &Message) {
-        if let Some(peers) = &self.peers {
-            let body = encode_peer(&PeerMessage::Raft {
-                shard,
-                message: to_wire(message),
-            });
-            peers.send(to, &body);
+        if self.peers.is_none() {
+            return;
+        }
+        let envelope = RaftEnvelope {
+            shard,
+            message: to_wire(message),
+        };
+        self.raft_outbox
+            .borrow_mut()
+            .entry(to)
+            .or_default()
+            .push(envelope);
+        if !self.raft_flush_scheduled.replace(true) {
+            if let Some(core) = self.self_rc() {
+                glommio::spawn_local(async move { core.flush_raft_outbox() }).detach();
+            }
+        }
+    }
+
+    fn flush_raft_outbox(&self) {
+        self.raft_flush_scheduled.set(false);
+        let outbox = std::mem::take(&mut *self.raft_outbox.borrow_mut());
+        for (to, messages) in outbox {
+            for chunk in messages.chunks(RAFT_MESSAGES_PER_PEER_FRAME_MAX) {
+                self.send_peer(
+                    to,
+                    &PeerMessage::Raft {
+                        messages: chunk.to_vec(),
+                    },
+                );
+            }
         }
     }
 
@@ -516,19 +547,25 @@ impl Core {
             }
         };
         match received {
-            Received::Raft { shard, message } => {
-                match self.shards.borrow_mut().get_mut(&shard) {
-                    Some(state) => state.step(from, message),
-                    None => {
-                        return tracing::warn!(
-                            peer = from,
-                            shard,
-                            core = self.id(),
-                            "raft message for a shard not on this core"
-                        )
+            Received::Raft(messages) => {
+                let mut stepped = std::collections::BTreeSet::new();
+                for (shard, message) in messages {
+                    match self.shards.borrow_mut().get_mut(&shard) {
+                        Some(state) => state.step(from, message),
+                        None => {
+                            tracing::warn!(
+                                peer = from,
+                                shard,
+                                "raft message for a shard not on this core"
+                            );
+                            continue;
+                        }
                     }
+                    stepped.insert(shard);
                 }
-                self.drive(shard);
+                for shard in stepped {
+                    self.drive(shard);
+                }
             }
             Received::Other(PeerMessage::ToParticipant(request)) => {
                 self.on_participant_request(request, false)

@@ -118,10 +118,21 @@ async fn run_core(
     mesh: MeshBuilder<CoreMessage, Full>,
     barrier: &NodeBarrier,
 ) -> Result<(), String> {
+    // Keeps this executor's reactor waking while the mesh is joined: a lost cross-executor
+    // wake-up during the join was seen to hang start-up (about 1 start in 130 under load).
+    let joined = Rc::new(std::cell::Cell::new(false));
+    let keep_awake = Rc::clone(&joined);
+    glommio::spawn_local(async move {
+        while !keep_awake.get() {
+            glommio::timer::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .detach();
     let (senders, receivers) = mesh
         .join()
         .await
         .map_err(|_| "cannot join the core mesh".to_string())?;
+    joined.set(true);
     let started = Instant::now();
     let (shards, wal) = recover(id, config).await?;
     let entries: usize = shards
