@@ -32,12 +32,21 @@ pub struct LocalShape {
 pub async fn read_frame<R: futures_lite::io::AsyncRead + Unpin>(
     reader: &mut R,
 ) -> Result<(Header, AlignedVec), String> {
+    read_frame_checked(reader, |_| Ok(())).await
+}
+
+/// Reads one whole frame; `check` sees the decoded header before any body byte is read.
+async fn read_frame_checked<R: futures_lite::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    check: impl Fn(&Header) -> Result<(), String>,
+) -> Result<(Header, AlignedVec), String> {
     let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
     reader
         .read_exact(&mut header_bytes)
         .await
         .map_err(|error| format!("read: {error}"))?;
     let header = Header::decode(&header_bytes).map_err(|error: FrameError| error.to_string())?;
+    check(&header)?;
     let mut body = AlignedVec::with_capacity(header.body_length as usize);
     body.resize(header.body_length as usize, 0);
     reader
@@ -56,27 +65,17 @@ pub async fn greet(stream: &mut TcpStream, shape: &LocalShape) -> Result<PeerHel
     // Unbuffered on purpose: nothing past the hello may be consumed here, because the
     // connection may move to another core after it. Nothing is trusted yet either, so
     // the kind and a small length are checked before the body is read.
-    let mut header_bytes = [0u8; FRAME_HEADER_BYTES];
-    stream
-        .read_exact(&mut header_bytes)
-        .await
-        .map_err(|error| format!("read: {error}"))?;
-    let header = Header::decode(&header_bytes).map_err(|error: FrameError| error.to_string())?;
-    if header.kind != FrameKind::PeerHello || header.body_length as usize > PEER_HELLO_BYTES_MAX {
-        return Err(format!(
-            "expected a peer hello, got {:?} of {} bytes",
-            header.kind, header.body_length
-        ));
-    }
-    let mut body: AlignedVec = AlignedVec::with_capacity(header.body_length as usize);
-    body.resize(header.body_length as usize, 0);
-    stream
-        .read_exact(&mut body)
-        .await
-        .map_err(|error| format!("read: {error}"))?;
-    header
-        .check_body(&body)
-        .map_err(|error| error.to_string())?;
+    let (_, body) = read_frame_checked(stream, |header| {
+        if header.kind != FrameKind::PeerHello || header.body_length as usize > PEER_HELLO_BYTES_MAX
+        {
+            return Err(format!(
+                "expected a peer hello, got {:?} of {} bytes",
+                header.kind, header.body_length
+            ));
+        }
+        Ok(())
+    })
+    .await?;
     let hello = decode_peer_hello(&body).map_err(|error| error.to_string())?;
     let refusal = check_hello(&hello, shape);
     let reply = match &refusal {
