@@ -3,5 +3,6 @@
 #![deny(missing_docs)]
 
 pub mod process;
+pub mod raft_sim;
 pub mod rng;
 pub mod sim;

@@ -693,3 +693,73 @@ fn a_restarted_member_resumes_from_its_durable_state() {
     group.tick_all(3);
     assert_eq!(group.applied_bytes(2), vec![1, 2, 3]);
 }
+
+#[test]
+fn a_follower_commits_only_entries_that_match_the_leader() {
+    // Entries 1 and 2 match the leader; 3 and 4 are a stale tail of term 1 the leader
+    // (term 2) does not have. An append covering 1..=2 with the leader's commit at 4 must
+    // not commit the stale tail.
+    let entry = |term, index| LogEntry {
+        term,
+        index,
+        kind: 1,
+        timestamp_ms: 0,
+        payload: payload(index as u8, 1),
+    };
+    let restored = Restored {
+        hard_state: super::state::HardState {
+            term: 2,
+            vote: None,
+        },
+        entries: vec![entry(1, 1), entry(1, 2), entry(1, 3), entry(1, 4)],
+        ..Restored::default()
+    };
+    let mut follower = RaftNode::new(config(2, &[1, 2, 3]), restored);
+    let append = Message::Append {
+        term: 2,
+        prev_index: 0,
+        prev_term: 0,
+        entries: vec![entry(1, 1), entry(1, 2)],
+        commit: 4,
+    };
+    follower.step(1, append);
+    assert_eq!(follower.commit_index(), 2);
+    assert_eq!(
+        follower.last_index(),
+        4,
+        "the tail stays until an entry conflicts with it"
+    );
+}
+
+#[test]
+fn append_acknowledgements_wait_for_the_disk_but_rejections_do_not() {
+    let mut follower = RaftNode::new(config(2, &[1, 2, 3]), Restored::default());
+    let append = |prev_index, entries: Vec<LogEntry>| Message::Append {
+        term: 1,
+        prev_index,
+        prev_term: if prev_index == 0 { 0 } else { 1 },
+        entries,
+        commit: 0,
+    };
+    let entry = LogEntry {
+        term: 1,
+        index: 1,
+        kind: 1,
+        timestamp_ms: 0,
+        payload: payload(1, 1),
+    };
+    follower.step(1, append(0, vec![entry]));
+    let ready = follower.ready();
+    assert!(ready.messages.is_empty());
+    assert!(matches!(
+        ready.messages_after_persist[..],
+        [(1, Message::AppendResponse { .. })]
+    ));
+    follower.step(1, append(5, Vec::new()));
+    let ready = follower.ready();
+    assert!(matches!(
+        ready.messages[..],
+        [(1, Message::AppendResponse { .. })]
+    ));
+    assert!(ready.messages_after_persist.is_empty());
+}
