@@ -2,6 +2,7 @@
 //! `quorderd` processes for cluster, crash and bad-input tests.
 #![deny(missing_docs)]
 
+pub mod cluster;
 pub mod process;
 pub mod raft_sim;
 pub mod rng;
