@@ -186,3 +186,5 @@ const _: () = assert!(RAFT_MESSAGES_PER_PEER_FRAME_MAX >= 2 * SHARDS_PER_CORE_TY
 
 /// Shards per core on the default shape (8 shards, 2..=8 cores): a tick's heartbeats.
 pub const SHARDS_PER_CORE_TYPICAL: usize = 8;
+// Every node holds a voting mirror of every shard, so a full cluster is a valid group.
+const _: () = assert!(NODES_MAX <= RAFT_VOTERS_MAX);

@@ -763,3 +763,60 @@ fn append_acknowledgements_wait_for_the_disk_but_rejections_do_not() {
     ));
     assert!(ready.messages_after_persist.is_empty());
 }
+
+#[test]
+fn a_new_leader_accepts_a_snapshot_installed_under_its_predecessor() {
+    // Node 2 restarts with entries it does not know are committed, and wins term 2. Node 3
+    // then reports a snapshot at 3 installed (sent by the old leader, finished after the
+    // election): node 2 takes it as node 3's match though its own commit index is lower.
+    let entries = (1..=5)
+        .map(|index| LogEntry {
+            term: 1,
+            index,
+            kind: 1,
+            timestamp_ms: 0,
+            payload: payload(index as u8, 1),
+        })
+        .collect();
+    let restored = Restored {
+        hard_state: super::state::HardState {
+            term: 1,
+            vote: None,
+        },
+        entries,
+        ..Restored::default()
+    };
+    let mut node = RaftNode::new(config(2, &[1, 2, 3]), restored);
+    while node.role() == Role::Follower {
+        node.tick();
+    }
+    node.step(
+        3,
+        Message::PreVoteResponse {
+            term: 2,
+            granted: true,
+        },
+    );
+    node.step(
+        3,
+        Message::VoteResponse {
+            term: 2,
+            granted: true,
+        },
+    );
+    assert_eq!(
+        (node.role(), node.term(), node.commit_index()),
+        (Role::Leader, 2, 0)
+    );
+    let installed = Message::InstallSnapshotResponse {
+        term: 2,
+        snapshot_index: 3,
+        outcome: super::message::SnapshotOutcome::Installed,
+    };
+    node.step(3, installed);
+    let progress = node
+        .progress()
+        .find(|(id, _)| *id == 3)
+        .map(|(_, p)| p.match_index());
+    assert_eq!(progress, Some(3));
+}

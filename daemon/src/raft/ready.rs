@@ -7,8 +7,9 @@
 //!    written earlier at that index or above is void); then, with `snapshot_to_install`,
 //!    the snapshot, dropping every log entry of the group up to now. Readys are written in
 //!    the order taken.
-//! 4. Once that write is durable: send `messages_after_persist`, call
-//!    `RaftNode::persisted` with the last entry's (index, term), and `snapshot_installed`.
+//! 4. Once that write (and so every earlier one) is durable: send `messages_after_persist`,
+//!    call `RaftNode::persisted` with the last entry's (index, term), and
+//!    `snapshot_installed`.
 //! 5. Apply `committed` in order (all are durable here), then call `RaftNode::applied`.
 //! 6. Serve each read of `read_states` once the store has applied its index.
 //! 7. If `snapshot_needed_for` is not empty, load the latest persisted snapshot and hand it
@@ -35,9 +36,11 @@ pub struct Ready {
     pub entries: Vec<LogEntry>,
     /// Messages that may leave now (a leader's appends go out before its own write).
     pub messages: Vec<(NodeId, Message)>,
-    /// Messages that may leave only once this Ready's state and entries are durable.
+    /// Messages that may leave only once this Ready's state and entries, and those of every
+    /// earlier Ready, are durable (they may acknowledge entries handed out before).
     pub messages_after_persist: Vec<(NodeId, Message)>,
-    /// Newly committed entries, in log order, all durable on this member.
+    /// Newly committed entries, in log order, all durable on this member. Apply them
+    /// before installing `snapshot_to_install`, which lies beyond them.
     pub committed: Vec<LogEntry>,
     /// Confirmed reads.
     pub read_states: Vec<ReadState>,

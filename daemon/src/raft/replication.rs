@@ -378,9 +378,12 @@ impl RaftNode {
                 }
             }
             SnapshotOutcome::Installed => {
+                // A snapshot covers entries committed under some leader, so they are in
+                // this leader's log, though maybe not yet known committed here (the
+                // follower may report to a leader elected while it was installing).
                 assert!(
-                    snapshot_index <= self.log.commit_index(),
-                    "{from} installed an uncommitted snapshot"
+                    snapshot_index <= self.log.last_index(),
+                    "{from} installed a snapshot beyond the leader's log"
                 );
                 if progress.state() == ProgressState::Snapshot {
                     progress.snapshot_installed(snapshot_index);
