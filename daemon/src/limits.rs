@@ -175,7 +175,7 @@ pub const RAFT_TICK_INTERVAL_MS: u64 = 10;
 
 /// How long a node waits for the primary to answer a request it forwarded before it
 /// answers `Unavailable` (the client retries, idempotently).
-pub const FORWARD_TIMEOUT_MS: u64 = 5_000;
+pub const FORWARD_TIMEOUT_MS: u64 = 2_000;
 
 /// Most Raft messages gathered into one peer message (several frames if more).
 pub const RAFT_MESSAGES_PER_PEER_FRAME_MAX: usize = 64;

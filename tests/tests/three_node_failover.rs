@@ -197,12 +197,9 @@ fn losing_two_nodes_fails_within_the_deadline_and_recovers() {
 
 /// Clients with the default options (a 5 s deadline) connected to a node that stays up
 /// must not see the death of a primary it forwards to: a new primary is elected in well
-/// under a second. A forwarded request, though, waits `FORWARD_TIMEOUT_MS` (5 s, equal to
-/// the client's default deadline) for the dead primary before the node answers
-/// `Unavailable`, so the client times out first.
+/// under a second, and the forwarding node answers `Unavailable` as soon as the link to
+/// the dead primary drops or the shard has another primary, so the client retries there.
 #[test]
-#[ignore = "daemon: a request forwarded to a primary that dies waits FORWARD_TIMEOUT_MS (5 s) \
-            even after a new primary is elected; clients with the default 5 s deadline time out"]
 fn default_deadline_clients_ride_out_a_primary_kill() {
     let mut cluster = start("failover-default-deadline");
     let status = cluster.status();

@@ -180,35 +180,31 @@ pub enum WireError {
 
 /// The wire form of a message (payloads copied once into plain byte vectors).
 pub fn to_wire(message: &Message) -> WireMessage {
-    match message {
+    match message.clone() {
         Message::PreVote {
             term,
             last_index,
             last_term,
         } => WireMessage::PreVote {
-            term: *term,
-            last_index: *last_index,
-            last_term: *last_term,
+            term,
+            last_index,
+            last_term,
         },
-        Message::PreVoteResponse { term, granted } => WireMessage::PreVoteResponse {
-            term: *term,
-            granted: *granted,
-        },
+        Message::PreVoteResponse { term, granted } => {
+            WireMessage::PreVoteResponse { term, granted }
+        }
         Message::Vote {
             term,
             last_index,
             last_term,
             leadership_transfer,
         } => WireMessage::Vote {
-            term: *term,
-            last_index: *last_index,
-            last_term: *last_term,
-            leadership_transfer: *leadership_transfer,
+            term,
+            last_index,
+            last_term,
+            leadership_transfer,
         },
-        Message::VoteResponse { term, granted } => WireMessage::VoteResponse {
-            term: *term,
-            granted: *granted,
-        },
+        Message::VoteResponse { term, granted } => WireMessage::VoteResponse { term, granted },
         Message::Append {
             term,
             prev_index,
@@ -216,42 +212,28 @@ pub fn to_wire(message: &Message) -> WireMessage {
             entries,
             commit,
         } => WireMessage::Append {
-            term: *term,
-            prev_index: *prev_index,
-            prev_term: *prev_term,
+            term,
+            prev_index,
+            prev_term,
             entries: entries.iter().map(entry_to_wire).collect(),
-            commit: *commit,
+            commit,
         },
         Message::AppendResponse { term, result } => WireMessage::AppendResponse {
-            term: *term,
-            result: match *result {
-                AppendResult::Accepted { match_index } => {
-                    WireAppendResult::Accepted { match_index }
-                }
-                AppendResult::Rejected {
-                    rejected_index,
-                    hint_index,
-                    hint_term,
-                } => WireAppendResult::Rejected {
-                    rejected_index,
-                    hint_index,
-                    hint_term,
-                },
-            },
+            term,
+            result: result.into(),
         },
         Message::Heartbeat {
             term,
             commit,
             read_round,
         } => WireMessage::Heartbeat {
-            term: *term,
-            commit: *commit,
-            read_round: *read_round,
+            term,
+            commit,
+            read_round,
         },
-        Message::HeartbeatResponse { term, read_round } => WireMessage::HeartbeatResponse {
-            term: *term,
-            read_round: *read_round,
-        },
+        Message::HeartbeatResponse { term, read_round } => {
+            WireMessage::HeartbeatResponse { term, read_round }
+        }
         Message::InstallSnapshotChunk {
             term,
             meta,
@@ -260,30 +242,53 @@ pub fn to_wire(message: &Message) -> WireMessage {
             data,
             last,
         } => WireMessage::InstallSnapshotChunk {
-            term: *term,
+            term,
             snapshot_index: meta.index,
             snapshot_term: meta.term,
-            total_bytes: *total_bytes,
-            offset: *offset,
-            data: data.clone(),
-            last: *last,
+            total_bytes,
+            offset,
+            data,
+            last,
         },
         Message::InstallSnapshotResponse {
             term,
             snapshot_index,
             outcome,
         } => WireMessage::InstallSnapshotResponse {
-            term: *term,
-            snapshot_index: *snapshot_index,
-            outcome: match *outcome {
-                SnapshotOutcome::Received { next_offset } => {
-                    WireSnapshotOutcome::Received { next_offset }
-                }
-                SnapshotOutcome::Installed => WireSnapshotOutcome::Installed,
-                SnapshotOutcome::Refused => WireSnapshotOutcome::Refused,
-            },
+            term,
+            snapshot_index,
+            outcome: outcome.into(),
         },
-        Message::TimeoutNow { term } => WireMessage::TimeoutNow { term: *term },
+        Message::TimeoutNow { term } => WireMessage::TimeoutNow { term },
+    }
+}
+
+impl From<AppendResult> for WireAppendResult {
+    fn from(result: AppendResult) -> WireAppendResult {
+        match result {
+            AppendResult::Accepted { match_index } => WireAppendResult::Accepted { match_index },
+            AppendResult::Rejected {
+                rejected_index,
+                hint_index,
+                hint_term,
+            } => WireAppendResult::Rejected {
+                rejected_index,
+                hint_index,
+                hint_term,
+            },
+        }
+    }
+}
+
+impl From<SnapshotOutcome> for WireSnapshotOutcome {
+    fn from(outcome: SnapshotOutcome) -> WireSnapshotOutcome {
+        match outcome {
+            SnapshotOutcome::Received { next_offset } => {
+                WireSnapshotOutcome::Received { next_offset }
+            }
+            SnapshotOutcome::Installed => WireSnapshotOutcome::Installed,
+            SnapshotOutcome::Refused => WireSnapshotOutcome::Refused,
+        }
     }
 }
 
@@ -334,34 +339,23 @@ pub fn from_wire(archived: &ArchivedWireMessage) -> Result<Message, WireError> {
             prev_term,
             entries,
             commit,
-        } => Message::Append {
-            term: term.to_native(),
-            prev_index: prev_index.to_native(),
-            prev_term: prev_term.to_native(),
-            entries: entries_from_wire(
+        } => {
+            let (term, prev_index, prev_term) = (
                 term.to_native(),
                 prev_index.to_native(),
                 prev_term.to_native(),
-                entries.as_slice(),
-            )?,
-            commit: commit.to_native(),
-        },
+            );
+            Message::Append {
+                term,
+                prev_index,
+                prev_term,
+                entries: entries_from_wire(term, prev_index, prev_term, entries.as_slice())?,
+                commit: commit.to_native(),
+            }
+        }
         ArchivedWireMessage::AppendResponse { term, result } => Message::AppendResponse {
             term: term.to_native(),
-            result: match result {
-                ArchivedWireAppendResult::Accepted { match_index } => AppendResult::Accepted {
-                    match_index: match_index.to_native(),
-                },
-                ArchivedWireAppendResult::Rejected {
-                    rejected_index,
-                    hint_index,
-                    hint_term,
-                } => AppendResult::Rejected {
-                    rejected_index: rejected_index.to_native(),
-                    hint_index: hint_index.to_native(),
-                    hint_term: hint_term.to_native(),
-                },
-            },
+            result: append_result_from_wire(result),
         },
         ArchivedWireMessage::Heartbeat {
             term,
@@ -376,24 +370,7 @@ pub fn from_wire(archived: &ArchivedWireMessage) -> Result<Message, WireError> {
             term: term.to_native(),
             read_round: read_round.to_native(),
         },
-        ArchivedWireMessage::InstallSnapshotChunk {
-            term,
-            snapshot_index,
-            snapshot_term,
-            total_bytes,
-            offset,
-            data,
-            last,
-        } => chunk_from_wire(
-            term.to_native(),
-            SnapshotMeta {
-                index: snapshot_index.to_native(),
-                term: snapshot_term.to_native(),
-            },
-            (offset.to_native(), total_bytes.to_native()),
-            data.as_slice(),
-            *last,
-        )?,
+        ArchivedWireMessage::InstallSnapshotChunk { .. } => chunk_from_wire(archived)?,
         ArchivedWireMessage::InstallSnapshotResponse {
             term,
             snapshot_index,
@@ -401,20 +378,39 @@ pub fn from_wire(archived: &ArchivedWireMessage) -> Result<Message, WireError> {
         } => Message::InstallSnapshotResponse {
             term: term.to_native(),
             snapshot_index: snapshot_index.to_native(),
-            outcome: match outcome {
-                ArchivedWireSnapshotOutcome::Received { next_offset } => {
-                    SnapshotOutcome::Received {
-                        next_offset: next_offset.to_native(),
-                    }
-                }
-                ArchivedWireSnapshotOutcome::Installed => SnapshotOutcome::Installed,
-                ArchivedWireSnapshotOutcome::Refused => SnapshotOutcome::Refused,
-            },
+            outcome: outcome_from_wire(outcome),
         },
         ArchivedWireMessage::TimeoutNow { term } => Message::TimeoutNow {
             term: term.to_native(),
         },
     })
+}
+
+fn append_result_from_wire(result: &ArchivedWireAppendResult) -> AppendResult {
+    match result {
+        ArchivedWireAppendResult::Accepted { match_index } => AppendResult::Accepted {
+            match_index: match_index.to_native(),
+        },
+        ArchivedWireAppendResult::Rejected {
+            rejected_index,
+            hint_index,
+            hint_term,
+        } => AppendResult::Rejected {
+            rejected_index: rejected_index.to_native(),
+            hint_index: hint_index.to_native(),
+            hint_term: hint_term.to_native(),
+        },
+    }
+}
+
+fn outcome_from_wire(outcome: &ArchivedWireSnapshotOutcome) -> SnapshotOutcome {
+    match outcome {
+        ArchivedWireSnapshotOutcome::Received { next_offset } => SnapshotOutcome::Received {
+            next_offset: next_offset.to_native(),
+        },
+        ArchivedWireSnapshotOutcome::Installed => SnapshotOutcome::Installed,
+        ArchivedWireSnapshotOutcome::Refused => SnapshotOutcome::Refused,
+    }
 }
 
 fn entries_from_wire(
@@ -466,17 +462,25 @@ fn entries_from_wire(
     Ok(entries)
 }
 
-fn chunk_from_wire(
-    term: u64,
-    meta: SnapshotMeta,
-    (offset, total_bytes): (u64, u64),
-    data: &[u8],
-    last: bool,
-) -> Result<Message, WireError> {
+fn chunk_from_wire(archived: &ArchivedWireMessage) -> Result<Message, WireError> {
+    let ArchivedWireMessage::InstallSnapshotChunk {
+        term,
+        snapshot_index,
+        snapshot_term,
+        total_bytes,
+        offset,
+        data,
+        last,
+    } = archived
+    else {
+        return Err(WireError::InvalidArchive);
+    };
+    let (offset, total_bytes, last) = (offset.to_native(), total_bytes.to_native(), *last);
     let end = offset.checked_add(data.len() as u64);
     let fits = end.is_some_and(|end| end <= total_bytes && (!last || end == total_bytes));
-    if !fits || data.len() > RAFT_SNAPSHOT_CHUNK_BYTES || total_bytes > RAFT_SNAPSHOT_BODY_BYTES_MAX
-    {
+    let bounded =
+        data.len() <= RAFT_SNAPSHOT_CHUNK_BYTES && total_bytes <= RAFT_SNAPSHOT_BODY_BYTES_MAX;
+    if !fits || !bounded {
         return Err(WireError::ChunkOutOfRange {
             offset,
             bytes: data.len(),
@@ -485,11 +489,14 @@ fn chunk_from_wire(
         });
     }
     Ok(Message::InstallSnapshotChunk {
-        term,
-        meta,
+        term: term.to_native(),
+        meta: SnapshotMeta {
+            index: snapshot_index.to_native(),
+            term: snapshot_term.to_native(),
+        },
         total_bytes,
         offset,
-        data: data.to_vec(),
+        data: data.as_slice().to_vec(),
         last,
     })
 }

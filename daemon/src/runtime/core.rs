@@ -85,6 +85,14 @@ pub struct CoreProbe {
 /// A core's answer to a status request: its mirrors and the peers that answered.
 pub type CoreStatus = (Vec<ShardStatus>, std::collections::BTreeSet<u64>);
 
+/// A client request forwarded to the primary of its shard on another node.
+struct Forwarded {
+    shard: u32,
+    target: NodeId,
+    deadline: std::time::Instant,
+    sink: ReplySink,
+}
+
 /// Who this core is and what cluster it is part of.
 #[derive(Debug, Clone)]
 pub struct CoreIdentity {
@@ -115,7 +123,7 @@ pub struct Core {
     peers: Option<Rc<PeerTransport>>,
     waiting: RefCell<HashMap<u64, futures_channel::oneshot::Sender<Reply>>>,
     status_waiting: RefCell<HashMap<u64, LocalSender<Vec<ShardStatus>>>>,
-    forwarded: RefCell<HashMap<u64, (u32, std::time::Instant, ReplySink)>>,
+    forwarded: RefCell<HashMap<u64, Forwarded>>,
     raft_outbox: RefCell<BTreeMap<NodeId, Vec<RaftEnvelope>>>,
     raft_flush_scheduled: Cell<bool>,
     pub(super) core_status_waiting: RefCell<HashMap<u64, LocalSender<CoreStatus>>>,
@@ -346,9 +354,13 @@ impl Core {
         let token = self.token();
         let deadline =
             std::time::Instant::now() + std::time::Duration::from_millis(FORWARD_TIMEOUT_MS);
-        self.forwarded
-            .borrow_mut()
-            .insert(token, (shard, deadline, sink));
+        let pending = Forwarded {
+            shard,
+            target: leader,
+            deadline,
+            sink,
+        };
+        self.forwarded.borrow_mut().insert(token, pending);
         self.send_peer(
             leader,
             &PeerMessage::Forward {
@@ -359,20 +371,35 @@ impl Core {
         );
     }
 
-    /// Answers forwarded requests whose primary never answered (it died or lost its
-    /// leadership with the request): the client may retry, idempotently.
+    /// Answers `Unavailable` (the client retries, idempotently, wherever the primary now
+    /// is) to forwarded requests whose primary will not answer: its link is down, the shard
+    /// has another or no known primary now, or it did not answer in `FORWARD_TIMEOUT_MS`.
     pub(super) fn expire_forwards(&self) {
+        if self.forwarded.borrow().is_empty() {
+            return;
+        }
         let now = std::time::Instant::now();
         let expired: Vec<u64> = self
             .forwarded
             .borrow()
             .iter()
-            .filter(|(_, (_, deadline, _))| *deadline <= now)
+            .filter(|(_, pending)| {
+                pending.deadline <= now
+                    || self.primary_of(pending.shard) != Some(Err(pending.target))
+                    || !self
+                        .peers
+                        .as_ref()
+                        .is_some_and(|peers| peers.is_connected(pending.target))
+            })
             .map(|(token, _)| *token)
             .collect();
         for token in expired {
-            if let Some((shard, _, sink)) = self.forwarded.borrow_mut().remove(&token) {
-                self.deliver(shard, sink, Reply::Error(ErrorReply::Unavailable));
+            if let Some(pending) = self.forwarded.borrow_mut().remove(&token) {
+                self.deliver(
+                    pending.shard,
+                    pending.sink,
+                    Reply::Error(ErrorReply::Unavailable),
+                );
             }
         }
     }
@@ -587,8 +614,8 @@ impl Core {
                 }
             }
             Received::Other(PeerMessage::ForwardReply { token, reply }) => {
-                if let Some((shard, _, sink)) = self.forwarded.borrow_mut().remove(&token) {
-                    self.deliver(shard, sink, reply);
+                if let Some(pending) = self.forwarded.borrow_mut().remove(&token) {
+                    self.deliver(pending.shard, pending.sink, reply);
                 }
             }
             Received::Other(PeerMessage::StatusRequest { token }) => {
