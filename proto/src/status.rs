@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn merge_takes_the_primary_of_the_highest_term_in_any_order() {
-        let reports = vec![
+        let reports = [
             report(0, 1, 5, Some(1)),
             report(0, 2, 6, None),
             report(0, 3, 6, Some(3)),
