@@ -140,7 +140,7 @@ impl History {
         assert_eq!(
             at.map(|(_, digest)| *digest),
             Some(machine.digest),
-            "seed {}: group {group}: node {node} {when} a state at {} that is not the committed one",
+            "seed {}: group {group}: node {node} {when} a state at {} unlike the committed one",
             self.seed,
             machine.applied_index
         );

@@ -12,26 +12,24 @@
 
 mod check;
 mod disk;
+mod faults;
 mod liveness;
 mod machine;
 mod network;
+mod shell;
+mod workload;
 
 pub use network::NetworkFaults;
 
 use crate::rng::Rng;
 use check::History;
-use disk::{Disk, Write};
+use disk::Disk;
 use machine::Machine;
 use network::Network;
 use quorder_daemon::raft::config::{NodeId, RaftConfig};
-use quorder_daemon::raft::log::SnapshotMeta;
 use quorder_daemon::raft::message::Message;
 use quorder_daemon::raft::node::RaftNode;
-use quorder_daemon::raft::state::Role;
 use quorder_daemon::raft::wire;
-use rkyv::util::AlignedVec;
-use std::collections::BTreeSet;
-use std::rc::Rc;
 
 /// Sizes, rates and switches of one run, all drawn from its seed.
 #[derive(Debug, Clone)]
@@ -313,65 +311,6 @@ impl RaftSim {
         }
     }
 
-    /// Whether one more node may go down (a majority stays up, so groups make progress).
-    fn can_crash(&self) -> bool {
-        let down = self
-            .nodes
-            .iter()
-            .filter(|node| node.down_until_tick.is_some())
-            .count();
-        (down as u64) < (self.options.nodes - 1) / 2
-    }
-
-    fn sync_disks(&mut self, faults: bool) {
-        for node in 0..self.nodes.len() {
-            for group in 0..self.options.groups {
-                if self.nodes[node].members[group].raft.is_none() {
-                    continue;
-                }
-                if faults && !self.rng.chance(self.options.sync_percent) {
-                    continue;
-                }
-                let writes = if faults {
-                    1 + self.rng.below(3)
-                } else {
-                    u64::MAX
-                };
-                self.sync(node, group, writes);
-            }
-        }
-    }
-
-    /// The disk of a member completes up to `writes` queued writes; what waited on them follows.
-    fn sync(&mut self, node: usize, group: usize, writes: u64) {
-        for _ in 0..writes {
-            let member = &mut self.nodes[node].members[group];
-            let Some(write) = member.disk.complete_one() else {
-                return;
-            };
-            let id = self.nodes[node].id;
-            for (to, message) in write.messages_after_persist {
-                self.send(id, to, group, message);
-            }
-            let member = &mut self.nodes[node].members[group];
-            let Some(raft) = member.raft.as_mut() else {
-                return;
-            };
-            if let Some(last) = write.entries.last() {
-                raft.persisted(last.index, last.term);
-            }
-            if let Some((meta, _)) = write.snapshot {
-                member.machine = Machine::from_snapshot_body(&member.disk.snapshot_body);
-                assert_eq!(member.machine.applied_index, meta.index);
-                raft.snapshot_installed(meta);
-                self.history
-                    .check_machine(group, id, &member.machine, "installs");
-                self.report.snapshots_installed += 1;
-            }
-            self.drain(node, group);
-        }
-    }
-
     fn send(&mut self, from: NodeId, to: NodeId, group: usize, message: Message) {
         let faults = self.options.network.clone();
         self.network.send(
@@ -381,251 +320,5 @@ impl RaftSim {
             (from, to, group),
             message,
         );
-    }
-
-    /// Plays the shell for one member: takes every Ready and acts on it.
-    fn drain(&mut self, node: usize, group: usize) {
-        let id = self.nodes[node].id;
-        loop {
-            let Some(raft) = self.nodes[node].members[group].raft.as_mut() else {
-                return;
-            };
-            self.history
-                .observe_role(group, id, raft.role(), raft.term());
-            self.history
-                .observe_commit_index(group, raft.commit_index());
-            if !raft.has_ready() {
-                return;
-            }
-            let mut ready = raft.ready();
-            if let Some(first) = ready.entries.first() {
-                let prev_term = raft.term_of(first.index - 1);
-                let prev_term = prev_term
-                    .unwrap_or_else(|| panic!("seed {}: entry before a write unknown", self.seed));
-                self.history
-                    .observe_written(group, id, &ready.entries, prev_term);
-            }
-            if !ready.snapshot_needed_for.is_empty() {
-                let disk = &self.nodes[node].members[group].disk;
-                let (meta, body) = (disk.snapshot, disk.snapshot_body.clone());
-                if let Some(raft) = self.nodes[node].members[group].raft.as_mut() {
-                    raft.snapshot_body(meta, body);
-                }
-            }
-            for (to, message) in std::mem::take(&mut ready.messages) {
-                self.send(id, to, group, message);
-            }
-            for read in std::mem::take(&mut ready.read_states) {
-                self.history.observe_read_state(group, id, read);
-            }
-            for entry in std::mem::take(&mut ready.committed) {
-                self.apply(node, group, &entry);
-            }
-            if ready.needs_persist() || !ready.messages_after_persist.is_empty() {
-                let write = Write {
-                    hard_state: ready.hard_state,
-                    truncate_from: ready.truncate_from,
-                    entries: ready.entries,
-                    snapshot: ready.snapshot_to_install,
-                    messages_after_persist: ready.messages_after_persist,
-                };
-                self.nodes[node].members[group].disk.queue.push_back(write);
-            }
-        }
-    }
-
-    fn apply(&mut self, node: usize, group: usize, entry: &quorder_daemon::raft::log::LogEntry) {
-        let id = self.nodes[node].id;
-        let quorum = (self.options.nodes / 2 + 1) as usize;
-        let nodes = &self.nodes;
-        let member = &self.nodes[node].members[group];
-        self.history
-            .observe_applied(group, id, &member.machine, entry, || {
-                let holders = nodes
-                    .iter()
-                    .filter(|node| node.members[group].disk.holds(entry.index, entry.term))
-                    .count();
-                (holders, quorum)
-            });
-        let member = &mut self.nodes[node].members[group];
-        member.machine.apply(entry);
-        if let Some(raft) = member.raft.as_mut() {
-            raft.applied(entry.index);
-        }
-    }
-
-    fn client_actions(&mut self) {
-        for _ in 0..self.rng.below(3) {
-            let (node, group) = self.random_member();
-            let mut payload = AlignedVec::new();
-            payload.extend_from_slice(&self.next_payload.to_le_bytes());
-            payload.extend_from_slice(&vec![7; self.rng.below(64) as usize]);
-            self.next_payload += 1;
-            if let Some(raft) = self.nodes[node].members[group].raft.as_mut() {
-                let _ = raft.propose(1, self.now_tick, Rc::new(payload));
-                self.drain(node, group);
-            }
-        }
-        if self.rng.chance(20) {
-            let member = self.random_member();
-            self.read(member);
-        }
-        if self.rng.chance(2) {
-            let (node, group) = self.random_member();
-            let to = 1 + self.rng.below(self.options.nodes);
-            if let Some(raft) = self.nodes[node].members[group].raft.as_mut() {
-                if raft.transfer_leadership(to).is_ok() {
-                    self.report.transfers += 1;
-                }
-                self.drain(node, group);
-            }
-        }
-        if self.rng.chance(10) {
-            let (node, group) = self.random_member();
-            self.compact(node, group);
-        }
-    }
-
-    fn random_member(&mut self) -> (usize, usize) {
-        let node = self.rng.below(self.options.nodes) as usize;
-        let group = self.rng.below(self.options.groups as u64) as usize;
-        (node, group)
-    }
-
-    fn read(&mut self, (node, group): (usize, usize)) {
-        let context = self.next_read;
-        let Some(raft) = self.nodes[node].members[group].raft.as_mut() else {
-            return;
-        };
-        // Registered first: the read may be confirmed within the call (a single voter).
-        self.history.observe_read_request(group, context);
-        if raft.read_index(context).is_ok() {
-            self.next_read += 1;
-        }
-        self.drain(node, group);
-    }
-
-    /// The member writes a snapshot of its store and compacts its log.
-    fn compact(&mut self, node: usize, group: usize) {
-        let member = &mut self.nodes[node].members[group];
-        let Some(raft) = member.raft.as_mut() else {
-            return;
-        };
-        let applied = member.machine.applied_index;
-        if applied < member.disk.snapshot.index + 4 {
-            return;
-        }
-        let term = raft
-            .term_of(applied)
-            .unwrap_or_else(|| panic!("seed {}: applied entry unknown", self.seed));
-        let meta = SnapshotMeta {
-            index: applied,
-            term,
-        };
-        member.disk.compact(meta, member.machine.snapshot_body());
-        raft.compact(meta);
-        self.drain(node, group);
-    }
-
-    fn faults(&mut self) {
-        if self.can_crash() && self.rng.below(1000) < self.options.crash_per_mille {
-            let node = self.random_node_often_a_leader();
-            if self.nodes[node].down_until_tick.is_none() {
-                self.crash(node);
-            }
-        }
-        for node in 0..self.nodes.len() {
-            if self.nodes[node]
-                .down_until_tick
-                .is_some_and(|tick| tick <= self.now_tick)
-            {
-                self.start(node);
-            }
-        }
-        match self.partition_heals_at_tick {
-            Some(tick) if tick <= self.now_tick => {
-                self.network.heal();
-                self.partition_heals_at_tick = None;
-            }
-            None if self.rng.below(1000) < self.options.partition_per_mille => self.partition(),
-            _ => {}
-        }
-    }
-
-    fn crash(&mut self, node: usize) {
-        self.report.crashes += 1;
-        for group in 0..self.options.groups {
-            let queued = self.nodes[node].members[group].disk.queue.len() as u64;
-            let kept = self.rng.below(queued + 1) as usize;
-            let torn = self.rng.chance(50).then(|| self.rng.below(4) as usize);
-            let member = &mut self.nodes[node].members[group];
-            member.disk.crash(kept, torn);
-            member.raft = None;
-            member.machine = Machine::default();
-        }
-        let restart_tick = self.now_tick + 1 + self.rng.below(40);
-        self.network
-            .node_crashed(&mut self.rng, self.nodes[node].id, restart_tick);
-        self.nodes[node].down_until_tick = Some(restart_tick);
-    }
-
-    fn partition(&mut self) {
-        self.report.partitions += 1;
-        let nodes: Vec<NodeId> = self.nodes.iter().map(|node| node.id).collect();
-        let shape = self.rng.below(3);
-        if shape == 0 {
-            let side: BTreeSet<NodeId> = nodes
-                .iter()
-                .copied()
-                .filter(|_| self.rng.chance(50))
-                .collect();
-            self.network.partition_symmetric(&side, &nodes);
-        } else if shape == 1 {
-            // A leader alone (or with a minority): the rest must elect another.
-            let leader = self.random_node_often_a_leader();
-            let leader = self.nodes[leader].id;
-            let side: BTreeSet<NodeId> = nodes
-                .iter()
-                .copied()
-                .filter(|node| *node == leader || self.rng.chance(20))
-                .collect();
-            self.network.partition_symmetric(&side, &nodes);
-        } else {
-            for _ in 0..1 + self.rng.below(3) {
-                let from = 1 + self.rng.below(self.options.nodes);
-                let to = 1 + self.rng.below(self.options.nodes);
-                self.network.cut_one_way(from, to);
-            }
-        }
-        self.partition_heals_at_tick = Some(self.now_tick + 5 + self.rng.below(60));
-    }
-
-    /// A node that leads some group half of the time (faults there cause elections),
-    /// any node otherwise.
-    fn random_node_often_a_leader(&mut self) -> usize {
-        let group = self.rng.below(self.options.groups as u64) as usize;
-        let leader = self.nodes.iter().position(|node| {
-            node.members[group]
-                .raft
-                .as_ref()
-                .is_some_and(|raft| raft.role() == Role::Leader)
-        });
-        match leader {
-            Some(node) if self.rng.chance(50) => node,
-            _ => self.rng.below(self.options.nodes) as usize,
-        }
-    }
-
-    /// No more faults: partitions heal, crashed nodes restart.
-    fn heal(&mut self) {
-        self.network.set_faults(false);
-        self.network.heal();
-        self.partition_heals_at_tick = None;
-        for node in 0..self.nodes.len() {
-            if self.nodes[node].down_until_tick.is_some() {
-                self.start(node);
-            }
-        }
-        debug_assert!(!self.network.is_partitioned());
     }
 }
