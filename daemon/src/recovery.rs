@@ -111,6 +111,15 @@ impl RecoveredShard {
             .map_or(self.snapshot_index, |entry| entry.index)
     }
 
+    /// Drops the entries after `index` (entries are contiguous from the snapshot on, so
+    /// this is a truncation by position, not a scan).
+    fn truncate_after(&mut self, index: u64) {
+        let keep = index.saturating_sub(self.snapshot_index) as usize;
+        if keep < self.entries.len() {
+            self.entries.truncate(keep);
+        }
+    }
+
     /// Takes one WAL record of this shard.
     pub fn replay(&mut self, header: &RecordHeader, payload: &[u8]) -> Result<(), String> {
         let shard = header.shard;
@@ -132,8 +141,8 @@ impl RecoveredShard {
                 Ok(())
             }
             RECORD_KIND_LOG_RESET => {
-                // A snapshot at header.index was installed: nothing after it survives.
-                self.entries.retain(|entry| entry.index <= header.index);
+                // Entries after header.index were overwritten or superseded by a snapshot.
+                self.truncate_after(header.index);
                 Ok(())
             }
             kind => {
@@ -166,7 +175,7 @@ impl RecoveredShard {
             ));
         }
         // An entry at or below the end supersedes the suffix from its index on.
-        self.entries.retain(|entry| entry.index < header.index);
+        self.truncate_after(header.index - 1);
         if let Some(previous) = self.entries.last() {
             if previous.term > header.term {
                 return Err(format!(
