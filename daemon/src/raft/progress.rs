@@ -110,25 +110,27 @@ impl Progress {
     /// The follower's log matches up to `match_index`. Returns whether that is news.
     pub(crate) fn accepted(&mut self, match_index: u64) -> bool {
         self.recent_active = true;
-        if match_index <= self.match_index {
-            return false;
-        }
-        self.match_index = match_index;
-        self.next_index = self.next_index.max(match_index + 1);
-        self.stalled_ticks = 0;
-        while self
-            .inflight
-            .front()
-            .is_some_and(|(last, _)| *last <= match_index)
-        {
-            if let Some((_, bytes)) = self.inflight.pop_front() {
-                self.inflight_bytes -= bytes;
+        let news = match_index > self.match_index;
+        if news {
+            self.match_index = match_index;
+            self.next_index = self.next_index.max(match_index + 1);
+            self.stalled_ticks = 0;
+            while self
+                .inflight
+                .front()
+                .is_some_and(|(last, _)| *last <= match_index)
+            {
+                if let Some((_, bytes)) = self.inflight.pop_front() {
+                    self.inflight_bytes -= bytes;
+                }
             }
         }
-        if self.state == ProgressState::Probe {
+        // An answered probe (even one that taught nothing new, the follower being up to
+        // date) shows where the logs match: pipeline from there.
+        if self.state == ProgressState::Probe && match_index + 1 >= self.next_index {
             self.become_replicate();
         }
-        true
+        news
     }
 
     /// The follower has no entry at `rejected_index` with the leader's term; `next_guess` is
@@ -219,11 +221,10 @@ mod tests {
 
     #[test]
     fn replication_is_paused_by_the_inflight_byte_bound_and_resumed_by_acks() {
-        let mut progress = Progress::new(1);
-        assert!(!progress.accepted(0) && progress.state() == ProgressState::Probe);
-        progress.sent_append(Some(1), 10);
+        let mut progress = Progress::new(2);
+        progress.sent_append(Some(2), 10);
         assert!(progress.is_paused(100), "one probe at a time");
-        assert!(progress.accepted(1));
+        assert!(progress.accepted(2));
         assert_eq!(progress.state(), ProgressState::Replicate);
         progress.sent_append(Some(5), 60);
         progress.sent_append(Some(9), 60);
@@ -255,6 +256,26 @@ mod tests {
             !progress.rejected(7, 5),
             "answers an append sent before the probe"
         );
+    }
+
+    #[test]
+    fn an_answered_probe_starts_replication_even_without_news() {
+        let mut progress = Progress::new(1);
+        progress.accepted(3);
+        progress.become_probe();
+        progress.sent_append(None, 0);
+        assert!(progress.is_paused(100));
+        assert!(!progress.accepted(1), "a late answer to an older append");
+        assert_eq!(progress.state(), ProgressState::Probe);
+        assert!(
+            !progress.accepted(3),
+            "the probe at 3 answered: nothing new"
+        );
+        assert_eq!(
+            (progress.state(), progress.next_index()),
+            (ProgressState::Replicate, 4)
+        );
+        assert!(!progress.is_paused(100));
     }
 
     #[test]
