@@ -55,7 +55,7 @@ pub struct RaftConfigError {
 }
 
 impl RaftConfig {
-    /// A configuration with the defaults the daemon uses (ticks of `CORE_TICK_INTERVAL_MS`).
+    /// A configuration with default timing (in ticks of the shell's Raft timer) and sizes.
     pub fn with_defaults(id: NodeId, voters: Vec<NodeId>, seed: u64) -> RaftConfig {
         RaftConfig {
             id,
