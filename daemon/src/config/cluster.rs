@@ -190,10 +190,12 @@ pub fn resolve_raft(section: Option<RaftSection>) -> Result<RaftTiming, ConfigEr
             "must be at least 3 heartbeat intervals",
         ));
     }
-    if timing.election_timeout_max_ms <= timing.election_timeout_min_ms {
+    // At least two Raft ticks of spread, or the timeouts would not be randomized.
+    let spread_min_ms = 2 * crate::limits::RAFT_TICK_INTERVAL_MS;
+    if timing.election_timeout_max_ms < timing.election_timeout_min_ms + spread_min_ms {
         return Err(invalid(
             "raft.election_timeout_max_ms",
-            "must be above election_timeout_min_ms",
+            format!("must be at least election_timeout_min_ms + {spread_min_ms}"),
         ));
     }
     Ok(timing)

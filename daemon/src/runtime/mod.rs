@@ -212,6 +212,10 @@ type Shards = BTreeMap<u32, Shard<message::ReplySink>>;
 /// Loads each mirror's snapshot, replays this core's WAL over it, applies what is known
 /// committed, and builds the Raft members.
 async fn recover(id: u32, config: &Config) -> Result<(Shards, Wal), String> {
+    // A configuration Raft would refuse is reported here, not as a panic per mirror.
+    raft_config(config, 0)
+        .validate()
+        .map_err(|error| error.to_string())?;
     let mut recovered = BTreeMap::new();
     for shard in (0..config.shards).filter(|shard| shard % config.cores == id) {
         let found = snapshot::read_snapshot(&config.data_dir, shard)
@@ -287,7 +291,7 @@ fn raft_config(config: &Config, shard: u32) -> RaftConfig {
     raft.heartbeat_ticks = ticks(config.raft.heartbeat_interval_ms);
     raft.election_ticks_min = ticks(config.raft.election_timeout_min_ms);
     raft.election_ticks_max =
-        ticks(config.raft.election_timeout_max_ms).max(raft.election_ticks_min + 1);
+        ticks(config.raft.election_timeout_max_ms).max(raft.election_ticks_min + 2);
     raft
 }
 
