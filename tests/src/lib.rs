@@ -7,3 +7,4 @@ pub mod process;
 pub mod raft_sim;
 pub mod rng;
 pub mod sim;
+pub mod workload;

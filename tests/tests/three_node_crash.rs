@@ -5,18 +5,17 @@
 //! the mirrors converge to equal digests. Then bad frames at one node of the cluster get
 //! their error replies and change nothing.
 
-use quorder_client::Client;
 use quorder_proto::codec::{decode_reply, encode_operation};
 use quorder_proto::frame::Header;
 use quorder_proto::limits::FRAME_HEADER_BYTES;
 use quorder_proto::{
-    ErrorReply, FrameKind, Operation, OrderLine, OrderStatus, Payment, PlaceOrder, PutItem, Reply,
+    ErrorReply, FrameKind, Operation, OrderLine, Payment, PlaceOrder, PutItem, Reply,
 };
 use quorder_tests::cluster::{
     check_acknowledged, spawn_writers, Cluster, Ledger, Workload, FAST_RAFT_TOML,
 };
 use quorder_tests::rng::Rng;
-use std::collections::BTreeMap;
+use quorder_tests::workload::check_stock;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,49 +38,6 @@ const WORKLOAD: Workload = Workload {
     two_line_percent: 40,
     request_timeout: Duration::from_secs(10),
 };
-
-/// Stock conservation and `sold` against the committed orders among `stored`.
-fn check_stock(
-    client: &mut Client,
-    ledger: &Ledger,
-    stored: &BTreeMap<u128, quorder_proto::Order>,
-) {
-    let mut committed_units: BTreeMap<u64, u64> = BTreeMap::new();
-    for order in stored
-        .values()
-        .filter(|order| order.status == OrderStatus::Committed)
-    {
-        for line in &order.lines {
-            *committed_units.entry(line.sku).or_default() += line.quantity;
-        }
-    }
-    for sku in 0..SKUS {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let item = loop {
-            let item = client.get_item(sku).expect("item survives");
-            if item.reserved == 0 {
-                break item;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sku {sku} keeps reserved units: {item:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let total = item.available + item.reserved + item.sold;
-        let low = INITIAL_STOCK + ledger.restocked.get(&sku).copied().unwrap_or(0);
-        let high = low + ledger.in_doubt_restocks.get(&sku).copied().unwrap_or(0);
-        assert!(
-            (low..=high).contains(&total),
-            "sku {sku}: stock {total} outside {low}..={high}: {item:?}"
-        );
-        assert_eq!(
-            item.sold,
-            committed_units.get(&sku).copied().unwrap_or(0),
-            "sku {sku}: sold differs from committed orders"
-        );
-    }
-}
 
 #[test]
 fn acknowledged_orders_survive_kill_nine_of_one_node_under_load() {
@@ -122,7 +78,7 @@ fn acknowledged_orders_survive_kill_nine_of_one_node_under_load() {
         let ledger = ledger.lock().expect("ledger");
         let mut client = cluster.client();
         let stored = check_acknowledged(&mut client, &ledger);
-        check_stock(&mut client, &ledger, &stored);
+        check_stock(&mut client, &ledger, &stored, SKUS, INITIAL_STOCK);
         eprintln!(
             "kill point {point} (seed {SEED:#x}): node {victim} killed; since the kill: \
              restarted {restarted:?}, writers stopped {stopped:?}, converged {converged:?}, \
