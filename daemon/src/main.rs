@@ -36,8 +36,12 @@ struct Arguments {
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_env("QUORDER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal; logs to files and journald stay plain.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr)
         .init();
     match run(Arguments::parse()) {
