@@ -331,10 +331,13 @@ impl Core {
     /// Answers a client; a `NotPrimary` refusal gets the primary's client address.
     fn deliver(&self, shard: u32, sink: ReplySink, reply: Reply) {
         let reply = match reply {
+            // With a primary known, the client is told where; with none (an election is on,
+            // or no majority is reachable), the shard is unavailable for now.
             Reply::Error(ErrorReply::NotPrimary { hint: None }) => {
-                Reply::Error(ErrorReply::NotPrimary {
-                    hint: self.primary_client_addr(shard),
-                })
+                match self.primary_client_addr(shard) {
+                    Some(hint) => Reply::Error(ErrorReply::NotPrimary { hint: Some(hint) }),
+                    None => Reply::Error(ErrorReply::Unavailable),
+                }
             }
             other => other,
         };
