@@ -58,7 +58,7 @@ impl SimOptions {
             shards: 1 + rng.below(4) as u32,
             skus: 12,
             stock_per_sku: 40,
-            steps: 2000,
+            steps: 4000,
             crash_per_mille: rng.below(15),
             drop_percent: rng.below(10),
             duplicate_percent: rng.below(5),
