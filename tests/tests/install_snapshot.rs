@@ -187,8 +187,16 @@ fn a_mirror_behind_compacted_logs_catches_up_by_snapshot() {
                 describe(&status)
             );
         }
-        let installed =
-            snapshot_applied_index(&snapshot_path(&cluster.node(LAGGARD).data_dir, shard.shard));
+        // The received snapshot is in the store at once; its file becomes durable right
+        // after (the mirror acknowledges it only then), so give the file a moment.
+        let path = snapshot_path(&cluster.node(LAGGARD).data_dir, shard.shard);
+        let wanted = compacted[shard.shard as usize];
+        let file_deadline = Instant::now() + Duration::from_secs(10);
+        let mut installed = snapshot_applied_index(&path);
+        while !installed.is_some_and(|index| index >= wanted) && Instant::now() < file_deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            installed = snapshot_applied_index(&path);
+        }
         assert!(
             installed.is_some_and(|index| index >= compacted[shard.shard as usize]),
             "shard {}: node 3 holds no snapshot at or past {} (found {installed:?})",
