@@ -193,7 +193,7 @@ fn a_mirror_behind_compacted_logs_catches_up_by_snapshot() {
         let wanted = compacted[shard.shard as usize];
         let file_deadline = Instant::now() + Duration::from_secs(10);
         let mut installed = snapshot_applied_index(&path);
-        while !installed.is_some_and(|index| index >= wanted) && Instant::now() < file_deadline {
+        while installed.is_none_or(|index| index < wanted) && Instant::now() < file_deadline {
             std::thread::sleep(Duration::from_millis(20));
             installed = snapshot_applied_index(&path);
         }
