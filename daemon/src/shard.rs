@@ -453,7 +453,6 @@ impl<S> Shard<S> {
 
     fn apply(&mut self, entry: LogEntry, now_ms: u64, outputs: &mut Vec<Output<S>>) {
         let kind = EntryKind::from_byte(entry.kind).unwrap_or(EntryKind::Noop);
-        let placed = placed_order_id(kind, &entry.payload);
         let applied = self.store.apply(
             entry.term,
             entry.index,
@@ -473,15 +472,16 @@ impl<S> Shard<S> {
             }
             None => None,
         };
-        match (applied.reply, sink, placed) {
-            (Some(reply), Some(sink), _) => outputs.push(Output::Reply(sink, reply)),
-            (None, Some(sink), Some(order_id)) => {
-                self.order_waiters.entry(order_id).or_default().push(sink)
-            }
-            (None, Some(_), None) => {
-                panic!("shard {}: an operation applied without an answer", self.id)
-            }
-            (_, None, _) => {}
+        // Only a cross-shard PlaceOrder applies without an answer; its id is read from the
+        // payload only then, so the common path validates the archive once (in the store).
+        let placed = || placed_order_id(kind, &entry.payload);
+        match (applied.reply, sink) {
+            (Some(reply), Some(sink)) => outputs.push(Output::Reply(sink, reply)),
+            (None, Some(sink)) => match placed() {
+                Some(order_id) => self.order_waiters.entry(order_id).or_default().push(sink),
+                None => panic!("shard {}: an operation applied without an answer", self.id),
+            },
+            (_, None) => {}
         }
         if !self.is_leader() {
             return;

@@ -12,7 +12,7 @@
 //! [`Ledger`] of what was acknowledged and what is in doubt, and the read-back check that
 //! every acknowledged order is there with its outcome ([`check_acknowledged`]).
 
-use crate::process::binary;
+use crate::process::{answers_ping, binary};
 pub use crate::workload::{
     check_acknowledged, read_settled, write_until_stopped, Acknowledged, Ledger, Workload,
 };
@@ -115,14 +115,8 @@ impl ClusterNode {
                     );
                 }
             }
-            let options = ClientOptions {
-                request_timeout: Duration::from_millis(500),
-                connect_timeout: Duration::from_millis(200),
-            };
-            if let Ok(mut client) = Client::connect(std::slice::from_ref(&self.addr), options) {
-                if client.ping().is_ok() {
-                    return;
-                }
+            if answers_ping(&self.addr) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,

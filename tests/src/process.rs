@@ -60,6 +60,15 @@ pub fn scratch_dir(name: &str) -> PathBuf {
     dir
 }
 
+/// True if a node answers a ping at `addr` within half a second.
+pub fn answers_ping(addr: &str) -> bool {
+    let options = ClientOptions {
+        request_timeout: Duration::from_millis(500),
+        connect_timeout: Duration::from_millis(200),
+    };
+    Client::connect(&[addr.to_string()], options).is_ok_and(|mut client| client.ping().is_ok())
+}
+
 /// One `quorderd` process and how to start it again.
 pub struct Node {
     /// Data directory.
@@ -155,14 +164,8 @@ impl Node {
                     panic!("quorderd exited during start-up: {status}");
                 }
             }
-            let options = ClientOptions {
-                request_timeout: Duration::from_millis(500),
-                connect_timeout: Duration::from_millis(200),
-            };
-            if let Ok(mut client) = Client::connect(std::slice::from_ref(&self.addr), options) {
-                if client.ping().is_ok() {
-                    return;
-                }
+            if answers_ping(&self.addr) {
+                return;
             }
             assert!(
                 Instant::now() < deadline,
